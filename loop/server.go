@@ -58,3 +58,60 @@ type engine interface {
 	// wait blocks until the engine has stopped (after shutdown or a fatal error).
 	wait() error
 }
+
+// Engine constructors, one per engine file. Each returns an engine ready to
+// listen; cfg is already completed (defaults set, Role Server, HTTP wired).
+//
+//	newEpollEngine(opts *Options, cfg *session.Config) (engine, error)     // loop/epoll*.go
+//	newGnetEngine(opts *Options, cfg *session.Config) (engine, error)      // loop/gnet.go
+//	newGoroutineEngine(opts *Options, cfg *session.Config) (engine, error) // loop/goroutine.go
+
+// Server serves WebSocket connections (and plain HTTP on the same port) with
+// one of the engines.
+type Server struct {
+	opts Options
+	cfg  session.Config
+	eng  engine
+	log  *slog.Logger
+}
+
+// NewServer checks opts and prepares a server; nothing is bound yet.
+func NewServer(h session.Handler, opts Options) (*Server, error) { panic("unimplemented") }
+
+// Listen binds addr and starts serving in the background.
+func (s *Server) Listen(addr string) error { panic("unimplemented") }
+
+// Addr is the bound address (after Listen).
+func (s *Server) Addr() net.Addr { panic("unimplemented") }
+
+// Capacity is the most connections the server will hold at once.
+func (s *Server) Capacity() int { panic("unimplemented") }
+
+// Conns is the number of open connections.
+func (s *Server) Conns() int { panic("unimplemented") }
+
+// Broadcast sends one message to every open connection: encoded once, one
+// task per loop.
+func (s *Server) Broadcast(op session.Opcode, p []byte) { panic("unimplemented") }
+
+// Shutdown stops accepting, sends 1001 (going away) to every connection,
+// waits for their close replies until ctx is done (or Options.ShutdownTimeout
+// when ctx has no deadline), closes the rest, and returns when every
+// goroutine and socket of the server is gone.
+func (s *Server) Shutdown(ctx context.Context) error { panic("unimplemented") }
+
+// Wait blocks until the server has stopped.
+func (s *Server) Wait() error { panic("unimplemented") }
+
+// ListenAndServe serves h on addr until the server stops (Shutdown from
+// another goroutine, or a fatal error).
+func ListenAndServe(addr string, h session.Handler, opts Options) error {
+	s, err := NewServer(h, opts)
+	if err != nil {
+		return err
+	}
+	if err := s.Listen(addr); err != nil {
+		return err
+	}
+	return s.Wait()
+}

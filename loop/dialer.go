@@ -1,0 +1,46 @@
+package loop
+
+// CONTRACT FILE: signatures fixed by the lead; bodies are implemented in the epoll engine work.
+
+import (
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/wsloop/wsloop/session"
+)
+
+// DialerOptions configure a Dialer.
+type DialerOptions struct {
+	// Loops is the number of event loops; default runtime.GOMAXPROCS(0).
+	Loops int
+	// Session configures every connection (Role is forced to Client).
+	Session session.Config
+	// ConnectTimeout bounds connect plus handshake; default 10s.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Dialer opens many client connections on event loops (the epoll/kqueue
+// engine): non-blocking connects, the opening handshake, masked frames. It
+// is what the load generator holds tens of thousands of sockets with.
+type Dialer struct{}
+
+// NewDialer starts the loops.
+func NewDialer(opts DialerOptions) (*Dialer, error) { panic("unimplemented") }
+
+// Dial starts connecting to raddr (ip:port) from local address src (nil:
+// the kernel's choice), then the handshake for r. It returns at once, with
+// an error only when no socket could be made (EMFILE, ...). On success
+// h.OnOpen runs on the connection's loop; on failure h.OnClose runs with
+// StatusAbnormal and the cause (a syscall error such as ECONNREFUSED or
+// ETIMEDOUT, or a *session.HandshakeError).
+func (d *Dialer) Dial(raddr *net.TCPAddr, src net.IP, r *session.ClientRequest, h session.Handler) error {
+	panic("unimplemented")
+}
+
+// Conns is the number of connections open or being opened.
+func (d *Dialer) Conns() int { panic("unimplemented") }
+
+// Close closes every connection (no close handshake) and stops the loops.
+func (d *Dialer) Close() error { panic("unimplemented") }
