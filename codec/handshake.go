@@ -1,6 +1,12 @@
 package codec
 
-// CONTRACT FILE: signatures fixed by the lead; bodies are implemented in the codec work.
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"strconv"
+)
 
 // HTTPError is a request the server must refuse at the HTTP level. Status is
 // the response code; Header, when not empty, is one extra header line without
@@ -15,6 +21,25 @@ func (e *HTTPError) Error() string { return "websocket handshake: " + e.Reason }
 
 // DefaultMaxRequestHeader is the default cap on a request or response head (8 KiB).
 const DefaultMaxRequestHeader = 8 << 10
+
+// The refusals ParseRequest and CheckUpgrade return. They are preallocated so
+// that a flood of bad requests costs no garbage; treat them as read-only.
+var (
+	errHeadTooLarge    = &HTTPError{Status: 431, Reason: "request head too large"}
+	errRequestLine     = &HTTPError{Status: 400, Reason: "malformed request line"}
+	errHeaderLine      = &HTTPError{Status: 400, Reason: "malformed header line"}
+	errDuplicateHost   = &HTTPError{Status: 400, Reason: "duplicate Host header"}
+	errHTTPVersion     = &HTTPError{Status: 505, Reason: "unsupported HTTP version"}
+	errMethod          = &HTTPError{Status: 405, Reason: "websocket upgrade needs GET", Header: "Allow: GET"}
+	errOldHTTP         = &HTTPError{Status: 400, Reason: "websocket upgrade needs HTTP/1.1"}
+	errNotUpgrade      = &HTTPError{Status: 400, Reason: "not a websocket upgrade (Upgrade: websocket and Connection: Upgrade)"}
+	errNoHost          = &HTTPError{Status: 400, Reason: "missing Host header"}
+	errBadKey          = &HTTPError{Status: 400, Reason: "Sec-WebSocket-Key is not 16 bytes in base64"}
+	errDuplicateKey    = &HTTPError{Status: 400, Reason: "duplicate Sec-WebSocket-Key header"}
+	errWSVersion       = &HTTPError{Status: 426, Reason: "unsupported Sec-WebSocket-Version", Header: "Sec-WebSocket-Version: 13"}
+	errResponseTooLong = &HTTPError{Status: 0, Reason: "response head too large"}
+	errNotHTTP         = &HTTPError{Status: 0, Reason: "response is not HTTP/1.1"}
+)
 
 // Request is an HTTP/1.1 request head parsed in place: every byte slice
 // aliases the buffer given to ParseRequest and is valid only as long as it.
@@ -39,6 +64,9 @@ type Request struct {
 	Upgrade bool
 
 	Head []byte // the whole head, request line to the blank line included
+
+	hasHost bool // a Host line was present (its value may be empty)
+	dupKey  bool // Sec-WebSocket-Key appeared more than once (RFC 6455 11.3.1)
 }
 
 // ParseRequest parses the request head at the start of p. It returns the
@@ -48,8 +76,99 @@ type Request struct {
 // *HTTPError; a malformed one a 400 (505 for an unsupported HTTP version).
 // Bytes after the head (a client may send frames right behind its request)
 // are not looked at.
+//
+// Lines may end in CRLF or a bare LF (RFC 9112 2.2). Obsolete line folding,
+// white space before a header's colon and control characters in values are
+// refused with 400, as is a second Host header.
 func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
-	panic("unimplemented")
+	n, err = findHead(p, limit, errHeadTooLarge)
+	if n == 0 || err != nil {
+		return 0, err
+	}
+	*req = Request{Head: p[:n]}
+	s := lineScanner{p: p[:n]}
+	line, _ := s.next()
+	if err := req.parseRequestLine(line); err != nil {
+		return 0, err
+	}
+	var upgrade, connection bool
+	for {
+		line, _ := s.next()
+		if len(line) == 0 {
+			break // the blank line: findHead guarantees it is there
+		}
+		name, value, ok := splitHeader(line)
+		if !ok {
+			return 0, errHeaderLine
+		}
+		switch {
+		case equalFold(name, "Host"):
+			if req.hasHost {
+				return 0, errDuplicateHost
+			}
+			req.hasHost = true
+			req.Host = value
+		case equalFold(name, "Upgrade"):
+			upgrade = upgrade || hasToken(value, "websocket")
+		case equalFold(name, "Connection"):
+			connection = connection || hasToken(value, "upgrade")
+		case equalFold(name, "Sec-WebSocket-Key"):
+			if req.Key != nil {
+				req.dupKey = true
+			} else {
+				req.Key = value
+			}
+		case equalFold(name, "Sec-WebSocket-Version"):
+			if req.Version == nil {
+				req.Version = value
+			}
+		case equalFold(name, "Origin"):
+			if req.Origin == nil {
+				req.Origin = value
+			}
+		}
+	}
+	req.Upgrade = upgrade && connection
+	return n, nil
+}
+
+// parseRequestLine splits "METHOD SP target SP HTTP/1.x".
+func (r *Request) parseRequestLine(line []byte) error {
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return errRequestLine
+	}
+	r.Method = line[:sp]
+	rest := line[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return errRequestLine
+	}
+	r.Target = rest[:sp]
+	for _, b := range r.Target {
+		if b <= ' ' || b == 0x7f {
+			return errRequestLine
+		}
+	}
+	major, minor, ok := parseVersion(rest[sp+1:])
+	if !ok || major != 1 {
+		return errHTTPVersion
+	}
+	r.Major, r.Minor = major, minor
+	r.Path = r.Target
+	if q := bytes.IndexByte(r.Target, '?'); q >= 0 {
+		r.Path, r.Query = r.Target[:q], r.Target[q+1:]
+	}
+	return nil
+}
+
+// parseVersion reads "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3).
+func parseVersion(v []byte) (major, minor int, ok bool) {
+	if len(v) != 8 || string(v[:5]) != "HTTP/" || v[6] != '.' ||
+		!isDigit(v[5]) || !isDigit(v[7]) {
+		return 0, 0, false
+	}
+	return int(v[5] - '0'), int(v[7] - '0'), true
 }
 
 // CheckUpgrade validates a request whose Upgrade is true as a WebSocket
@@ -57,36 +176,138 @@ func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
 // 405 for a method other than GET, 400 for HTTP before 1.1, a missing Host or
 // a Sec-WebSocket-Key that does not decode to 16 bytes, 426 with
 // "Sec-WebSocket-Version: 13" for another version.
+//
+// A request whose Upgrade is false, or that repeats Sec-WebSocket-Key, also
+// gets a 400. A missing Sec-WebSocket-Version counts as another version.
 func (r *Request) CheckUpgrade() error {
-	panic("unimplemented")
+	switch {
+	case !r.Upgrade:
+		return errNotUpgrade
+	case string(r.Method) != "GET":
+		return errMethod
+	case r.Major < 1 || r.Major == 1 && r.Minor < 1:
+		return errOldHTTP
+	case !r.hasHost || len(r.Host) == 0:
+		return errNoHost
+	case r.dupKey:
+		return errDuplicateKey
+	case !validKey(r.Key):
+		return errBadKey
+	case string(r.Version) != "13":
+		return errWSVersion
+	}
+	return nil
+}
+
+// validKey reports whether key is base64 for exactly 16 bytes.
+func validKey(key []byte) bool {
+	if len(key) != 24 {
+		return false
+	}
+	var buf [18]byte
+	n, err := base64.StdEncoding.Decode(buf[:], key)
+	return err == nil && n == 16
 }
 
 // Header returns the value of the first header named name (case-insensitive),
 // with surrounding white space trimmed, or nil.
 func (r *Request) Header(name string) []byte {
-	panic("unimplemented")
+	var found []byte
+	r.EachHeader(func(n, v []byte) bool {
+		if equalFold(n, name) {
+			found = v
+			return false
+		}
+		return true
+	})
+	return found
 }
 
 // EachHeader calls fn for every header line in order until fn returns false.
 func (r *Request) EachHeader(fn func(name, value []byte) bool) {
-	panic("unimplemented")
+	eachHeader(r.Head, fn)
+}
+
+// eachHeader walks the header lines of a head already validated by a parser.
+func eachHeader(head []byte, fn func(name, value []byte) bool) {
+	s := lineScanner{p: head}
+	s.next() // request or status line
+	for {
+		line, ok := s.next()
+		if !ok || len(line) == 0 {
+			return
+		}
+		name, value, ok := splitHeader(line)
+		if !ok {
+			return
+		}
+		if !fn(name, value) {
+			return
+		}
+	}
 }
 
 // EachProtocol calls fn for every token of every Sec-WebSocket-Protocol header.
 func (r *Request) EachProtocol(fn func(token []byte) bool) {
-	panic("unimplemented")
+	r.EachHeader(func(name, value []byte) bool {
+		if !equalFold(name, "Sec-WebSocket-Protocol") {
+			return true
+		}
+		for len(value) > 0 {
+			var tok []byte
+			tok, value = nextElement(value)
+			if len(tok) > 0 && !fn(tok) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // EachExtension calls fn for every extension offer of every
-// Sec-WebSocket-Extensions header: its name and its raw parameters.
+// Sec-WebSocket-Extensions header: its name and its raw parameters (what
+// follows the first ';', trimmed; nil when there are none). Commas inside
+// quoted parameter values do not split offers.
 func (r *Request) EachExtension(fn func(name, params []byte) bool) {
-	panic("unimplemented")
+	r.EachHeader(func(name, value []byte) bool {
+		if !equalFold(name, "Sec-WebSocket-Extensions") {
+			return true
+		}
+		for len(value) > 0 {
+			var ext []byte
+			ext, value = nextElement(value)
+			if len(ext) == 0 {
+				continue
+			}
+			var params []byte
+			if semi := bytes.IndexByte(ext, ';'); semi >= 0 {
+				ext, params = trimOWS(ext[:semi]), trimOWS(ext[semi+1:])
+			}
+			if !fn(ext, params) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
+// wsGUID is the fixed GUID of RFC 6455 1.3.
+const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
 // AppendAccept appends the Sec-WebSocket-Accept value for key (RFC 6455 4.2.2):
-// base64(SHA-1(key + GUID)). It allocates nothing.
+// base64(SHA-1(key + GUID)). It allocates nothing (for keys up to 92 bytes;
+// a valid key has 24).
 func AppendAccept(dst, key []byte) []byte {
-	panic("unimplemented")
+	var buf [128]byte
+	var in []byte
+	if len(key)+len(wsGUID) <= len(buf) {
+		in = append(buf[:0], key...)
+	} else {
+		in = append(make([]byte, 0, len(key)+len(wsGUID)), key...)
+	}
+	in = append(in, wsGUID...)
+	sum := sha1.Sum(in)
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
 }
 
 // AppendUpgradeResponse appends the 101 Switching Protocols response for a
@@ -94,19 +315,85 @@ func AppendAccept(dst, key []byte) []byte {
 // chosen subprotocol; extra holds complete header lines, each ending in CRLF
 // (may be empty).
 func AppendUpgradeResponse(dst, key []byte, protocol string, extra []byte) []byte {
-	panic("unimplemented")
+	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\n"+
+		"Upgrade: websocket\r\n"+
+		"Connection: Upgrade\r\n"+
+		"Sec-WebSocket-Accept: "...)
+	dst = AppendAccept(dst, key)
+	dst = append(dst, "\r\n"...)
+	if protocol != "" {
+		dst = append(dst, "Sec-WebSocket-Protocol: "...)
+		dst = append(dst, protocol...)
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, extra...)
+	return append(dst, "\r\n"...)
 }
 
 // AppendErrorResponse appends a short complete response for e (status line,
 // e.Header when set, Content-Type text/plain, Content-Length, Connection: close,
-// and e.Reason as the body).
+// and e.Reason as the body). A 426 also carries "Upgrade: websocket", which
+// RFC 9110 15.5.22 requires.
 func AppendErrorResponse(dst []byte, e *HTTPError) []byte {
-	panic("unimplemented")
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(e.Status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(e.Status)...)
+	dst = append(dst, "\r\n"...)
+	if e.Header != "" {
+		dst = append(dst, e.Header...)
+		dst = append(dst, "\r\n"...)
+	}
+	if e.Status == 426 {
+		dst = append(dst, "Upgrade: websocket\r\n"...)
+	}
+	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(e.Reason)), 10)
+	dst = append(dst, "\r\nConnection: close\r\n\r\n"...)
+	return append(dst, e.Reason...)
+}
+
+// statusText names the statuses this package and its users answer with.
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 401:
+		return "Unauthorized"
+	case 403:
+		return "Forbidden"
+	case 404:
+		return "Not Found"
+	case 405:
+		return "Method Not Allowed"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Content Too Large"
+	case 426:
+		return "Upgrade Required"
+	case 429:
+		return "Too Many Requests"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 500:
+		return "Internal Server Error"
+	case 501:
+		return "Not Implemented"
+	case 503:
+		return "Service Unavailable"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
 }
 
 // NewKey returns a fresh Sec-WebSocket-Key: 16 random bytes, base64 encoded.
 func NewKey() (key [24]byte) {
-	panic("unimplemented")
+	var raw [16]byte
+	rand.Read(raw[:]) // never fails on supported platforms (Go 1.24+)
+	base64.StdEncoding.Encode(key[:], raw[:])
+	return key
 }
 
 // ClientRequest describes the opening handshake a client sends.
@@ -120,7 +407,34 @@ type ClientRequest struct {
 
 // AppendClientRequest appends the GET upgrade request for r with the given key.
 func AppendClientRequest(dst []byte, r *ClientRequest, key []byte) []byte {
-	panic("unimplemented")
+	path := r.Path
+	if path == "" {
+		path = "/"
+	}
+	dst = append(dst, "GET "...)
+	dst = append(dst, path...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, r.Host...)
+	dst = append(dst, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
+	dst = append(dst, key...)
+	dst = append(dst, "\r\nSec-WebSocket-Version: 13\r\n"...)
+	if r.Origin != "" {
+		dst = append(dst, "Origin: "...)
+		dst = append(dst, r.Origin...)
+		dst = append(dst, "\r\n"...)
+	}
+	if len(r.Protocols) > 0 {
+		dst = append(dst, "Sec-WebSocket-Protocol: "...)
+		for i, p := range r.Protocols {
+			if i > 0 {
+				dst = append(dst, ", "...)
+			}
+			dst = append(dst, p...)
+		}
+		dst = append(dst, "\r\n"...)
+	}
+	dst = append(dst, r.Extra...)
+	return append(dst, "\r\n"...)
 }
 
 // Response is a parsed handshake response head; slices alias the input.
@@ -137,5 +451,215 @@ type Response struct {
 // is complete but refuses or breaks the handshake yields a *HTTPError whose
 // Status is the response's status (or 0 when it was not HTTP at all).
 func ParseResponse(p []byte, limit int, key []byte, res *Response) (n int, err error) {
-	panic("unimplemented")
+	n, err = findHead(p, limit, errResponseTooLong)
+	if n == 0 || err != nil {
+		return 0, err
+	}
+	*res = Response{Head: p[:n]}
+	s := lineScanner{p: p[:n]}
+	line, _ := s.next()
+	// status-line = HTTP-version SP 3DIGIT SP [reason-phrase]
+	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') ||
+		!isDigit(line[9]) || !isDigit(line[10]) || !isDigit(line[11]) {
+		return 0, errNotHTTP
+	}
+	if major, minor, ok := parseVersion(line[:8]); !ok || major != 1 || minor < 1 {
+		return 0, errNotHTTP
+	}
+	res.Status = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
+	if res.Status != 101 {
+		return 0, &HTTPError{Status: res.Status, Reason: "server refused the upgrade: " + string(line[9:])}
+	}
+	var upgrade, connection bool
+	var accept []byte
+	for {
+		line, _ := s.next()
+		if len(line) == 0 {
+			break
+		}
+		name, value, ok := splitHeader(line)
+		if !ok {
+			return 0, &HTTPError{Status: 101, Reason: "malformed header line in the response"}
+		}
+		switch {
+		case equalFold(name, "Upgrade"):
+			upgrade = upgrade || hasToken(value, "websocket")
+		case equalFold(name, "Connection"):
+			connection = connection || hasToken(value, "upgrade")
+		case equalFold(name, "Sec-WebSocket-Accept"):
+			if accept == nil {
+				accept = value
+			}
+		case equalFold(name, "Sec-WebSocket-Protocol"):
+			if res.Protocol == nil {
+				res.Protocol = value
+			}
+		}
+	}
+	switch {
+	case !upgrade:
+		return 0, &HTTPError{Status: 101, Reason: "response lacks Upgrade: websocket"}
+	case !connection:
+		return 0, &HTTPError{Status: 101, Reason: "response lacks Connection: Upgrade"}
+	}
+	var want [28]byte
+	if !bytes.Equal(accept, AppendAccept(want[:0], key)) {
+		return 0, &HTTPError{Status: 101, Reason: "Sec-WebSocket-Accept does not match the key"}
+	}
+	return n, nil
 }
+
+// findHead returns the length of the head at the start of p, up to and
+// including the empty line that ends it, once that line lies within limit
+// bytes; 0 while it may still come; tooLarge when it cannot.
+func findHead(p []byte, limit int, tooLarge *HTTPError) (int, error) {
+	if limit <= 0 {
+		limit = DefaultMaxRequestHeader
+	}
+	w := p
+	if len(w) > limit {
+		w = w[:limit]
+	}
+	for i := 0; ; {
+		j := bytes.IndexByte(w[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		if i < len(w) && w[i] == '\n' {
+			return i + 1, nil
+		}
+		if i+1 < len(w) && w[i] == '\r' && w[i+1] == '\n' {
+			return i + 2, nil
+		}
+	}
+	if len(p) >= limit {
+		return 0, tooLarge
+	}
+	return 0, nil
+}
+
+// lineScanner yields the lines of a head without their CRLF or LF.
+type lineScanner struct{ p []byte }
+
+func (s *lineScanner) next() (line []byte, ok bool) {
+	j := bytes.IndexByte(s.p, '\n')
+	if j < 0 {
+		return nil, false
+	}
+	line, s.p = s.p[:j], s.p[j+1:]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	return line, true
+}
+
+// splitHeader splits "name: value" (RFC 9110 5): name is a token directly
+// followed by ':', value has its surrounding white space trimmed and holds no
+// control character but HTAB. A line starting with white space (obs-fold)
+// fails.
+func splitHeader(line []byte) (name, value []byte, ok bool) {
+	i := 0
+	for i < len(line) && tchar[line[i]] {
+		i++
+	}
+	if i == 0 || i == len(line) || line[i] != ':' {
+		return nil, nil, false
+	}
+	value = line[i+1:]
+	for _, b := range value {
+		if b < ' ' && b != '\t' || b == 0x7f {
+			return nil, nil, false
+		}
+	}
+	return line[:i], trimOWS(value), true
+}
+
+// hasToken reports whether the comma-separated list holds token
+// (case-insensitive).
+func hasToken(list []byte, token string) bool {
+	for len(list) > 0 {
+		var elem []byte
+		elem, list = nextElement(list)
+		if equalFold(elem, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextElement splits the first element off a comma-separated list, trimmed;
+// commas inside a quoted-string do not count.
+func nextElement(list []byte) (elem, rest []byte) {
+	quoted := false
+	for i := 0; i < len(list); i++ {
+		switch b := list[i]; {
+		case quoted && b == '\\':
+			i++
+		case b == '"':
+			quoted = !quoted
+		case b == ',' && !quoted:
+			return trimOWS(list[:i]), list[i+1:]
+		}
+	}
+	return trimOWS(list), nil
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// equalFold reports whether b equals the ASCII string s, ignoring case.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+func isToken(b []byte) bool {
+	for _, c := range b {
+		if !tchar[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// tchar marks the bytes allowed in a token (RFC 9110 5.6.2).
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()

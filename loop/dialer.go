@@ -1,7 +1,5 @@
 package loop
 
-// CONTRACT FILE: signatures fixed by the lead; bodies are implemented in the epoll engine work.
-
 import (
 	"log/slog"
 	"net"
@@ -24,10 +22,16 @@ type DialerOptions struct {
 // Dialer opens many client connections on event loops (the epoll/kqueue
 // engine): non-blocking connects, the opening handshake, masked frames. It
 // is what the load generator holds tens of thousands of sockets with.
-type Dialer struct{}
+type Dialer struct{ d *dialEngine }
 
 // NewDialer starts the loops.
-func NewDialer(opts DialerOptions) (*Dialer, error) { panic("unimplemented") }
+func NewDialer(opts DialerOptions) (*Dialer, error) {
+	d, err := newDialEngine(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Dialer{d}, nil
+}
 
 // Dial starts connecting to raddr (ip:port) from local address src (nil:
 // the kernel's choice), then the handshake for r. It returns at once, with
@@ -36,11 +40,11 @@ func NewDialer(opts DialerOptions) (*Dialer, error) { panic("unimplemented") }
 // StatusAbnormal and the cause (a syscall error such as ECONNREFUSED or
 // ETIMEDOUT, or a *session.HandshakeError).
 func (d *Dialer) Dial(raddr *net.TCPAddr, src net.IP, r *session.ClientRequest, h session.Handler) error {
-	panic("unimplemented")
+	return d.d.dial(raddr, src, r, h)
 }
 
 // Conns is the number of connections open or being opened.
-func (d *Dialer) Conns() int { panic("unimplemented") }
+func (d *Dialer) Conns() int { return d.d.conns() }
 
 // Close closes every connection (no close handshake) and stops the loops.
-func (d *Dialer) Close() error { panic("unimplemented") }
+func (d *Dialer) Close() error { return d.d.close() }

@@ -3,6 +3,8 @@ package session
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/wsloop/wsloop/codec"
 )
 
 // Overflow is what happens when a connection's unsent bytes pass Config.HighWater.
@@ -19,8 +21,21 @@ const (
 	OverflowClose1013
 )
 
+// Defaults for the zero values of Config fields.
+const (
+	DefaultMaxMessage       = 1 << 20
+	DefaultMaxRequestHeader = codec.DefaultMaxRequestHeader
+	DefaultHighWater        = 1 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+)
+
 // Config is shared by many connections (typically all of one server) and must
-// not be changed once a Conn uses it.
+// not be changed once a Conn uses it. Zero (or negative) limits and timeouts
+// mean the documented defaults; a Conn applies them when it reads a field, so
+// a Config works as it is. Normalize writes the defaults into the fields, for
+// callers that want to show or log the effective values.
 type Config struct {
 	Role Role
 
@@ -39,7 +54,7 @@ type Config struct {
 	HighWater        int // unsent bytes per connection before Overflow applies; default 1 MiB
 	Overflow         Overflow
 
-	HandshakeTimeout time.Duration // default 10s (slowloris guard); server role
+	HandshakeTimeout time.Duration // default 10s (slowloris guard); both roles (client: the response)
 	IdleTimeout      time.Duration // close after this long without input; 0: never
 	PingInterval     time.Duration // ping after this long without input; 0: never
 	PongTimeout      time.Duration // close when no input this long after a ping; default 10s
@@ -57,4 +72,65 @@ type Stats struct {
 	Dropped        atomic.Uint64 // messages dropped by OverflowDrop
 	ProtocolErrors atomic.Uint64 // connections failed for a peer's protocol violation
 	Panics         atomic.Uint64 // handler panics recovered
+}
+
+// Normalize replaces zero (or negative) limits and timeouts with their
+// defaults. Call it once, before the Config is shared: it writes c. Conns do
+// not need it (they apply the same defaults when reading a field) and never
+// modify their Config.
+func (c *Config) Normalize() {
+	c.MaxMessage = c.maxMessage()
+	c.MaxRequestHeader = c.maxRequestHeader()
+	c.HighWater = c.highWater()
+	c.HandshakeTimeout = c.handshakeTimeout()
+	c.PongTimeout = c.pongTimeout()
+	c.CloseTimeout = c.closeTimeout()
+	if c.IdleTimeout < 0 {
+		c.IdleTimeout = 0
+	}
+	if c.PingInterval < 0 {
+		c.PingInterval = 0
+	}
+}
+
+func (c *Config) maxMessage() int {
+	if c.MaxMessage <= 0 {
+		return DefaultMaxMessage
+	}
+	return c.MaxMessage
+}
+
+func (c *Config) maxRequestHeader() int {
+	if c.MaxRequestHeader <= 0 {
+		return DefaultMaxRequestHeader
+	}
+	return c.MaxRequestHeader
+}
+
+func (c *Config) highWater() int {
+	if c.HighWater <= 0 {
+		return DefaultHighWater
+	}
+	return c.HighWater
+}
+
+func (c *Config) handshakeTimeout() time.Duration {
+	if c.HandshakeTimeout <= 0 {
+		return DefaultHandshakeTimeout
+	}
+	return c.HandshakeTimeout
+}
+
+func (c *Config) pongTimeout() time.Duration {
+	if c.PongTimeout <= 0 {
+		return DefaultPongTimeout
+	}
+	return c.PongTimeout
+}
+
+func (c *Config) closeTimeout() time.Duration {
+	if c.CloseTimeout <= 0 {
+		return DefaultCloseTimeout
+	}
+	return c.CloseTimeout
 }

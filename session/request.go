@@ -3,12 +3,12 @@ package session
 import (
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"strconv"
 
 	"github.com/wsloop/wsloop/codec"
 )
-
-// CONTRACT FILE: signatures fixed by the lead; bodies are implemented in the session work.
 
 // Request is an opening handshake (or a plain HTTP request) as an UpgradeFunc
 // or an HTTPFunc sees it. It is valid only during that call; its methods
@@ -18,30 +18,79 @@ type Request struct {
 	remote net.Addr
 }
 
+// Method returns the request method.
+func (r *Request) Method() string { return string(r.req.Method) }
+
+// Target returns the request-target as sent (path and query).
+func (r *Request) Target() string { return string(r.req.Target) }
+
 // Path returns the request path (no query), unescaped as sent.
-func (r *Request) Path() string { panic("unimplemented") }
+func (r *Request) Path() string { return string(r.req.Path) }
 
 // RawQuery returns the query string without '?'.
-func (r *Request) RawQuery() string { panic("unimplemented") }
+func (r *Request) RawQuery() string { return string(r.req.Query) }
 
-// Query parses the query string.
-func (r *Request) Query() url.Values { panic("unimplemented") }
+// Query parses the query string; malformed pairs are skipped.
+func (r *Request) Query() url.Values {
+	v, _ := url.ParseQuery(string(r.req.Query))
+	return v
+}
 
-// Header returns the first value of the named header, or "".
-func (r *Request) Header(name string) string { panic("unimplemented") }
+// Header returns the first value of the named header (case-insensitive), or "".
+func (r *Request) Header(name string) string { return string(r.req.Header(name)) }
 
 // Origin returns the Origin header, or "".
-func (r *Request) Origin() string { panic("unimplemented") }
+func (r *Request) Origin() string { return string(r.req.Origin) }
 
 // Host returns the Host header.
-func (r *Request) Host() string { panic("unimplemented") }
+func (r *Request) Host() string { return string(r.req.Host) }
 
 // Protocols returns the subprotocols the client offered, in its order.
-func (r *Request) Protocols() []string { panic("unimplemented") }
+func (r *Request) Protocols() []string {
+	var ps []string
+	r.req.EachProtocol(func(tok []byte) bool {
+		ps = append(ps, string(tok))
+		return true
+	})
+	return ps
+}
 
 // RemoteAddr returns the peer's address, or nil when the engine does not know it.
 func (r *Request) RemoteAddr() net.Addr { return r.remote }
 
 // HTTPRequest returns the request as a *http.Request with no body, for
-// handing to a net/http Handler off the engine goroutine.
-func (r *Request) HTTPRequest() (*http.Request, error) { panic("unimplemented") }
+// handing to a net/http Handler off the engine goroutine: Method, URL (from
+// the request-target), Proto, Header (every line, in order), Host,
+// RemoteAddr and RequestURI are set as net/http's server sets them.
+func (r *Request) HTTPRequest() (*http.Request, error) {
+	target := string(r.req.Target)
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, err
+	}
+	h := make(http.Header)
+	r.req.EachHeader(func(name, value []byte) bool {
+		k := textproto.CanonicalMIMEHeaderKey(string(name))
+		h[k] = append(h[k], string(value))
+		return true
+	})
+	host := string(r.req.Host)
+	if host == "" {
+		host = u.Host
+	}
+	hr := &http.Request{
+		Method:     string(r.req.Method),
+		URL:        u,
+		Proto:      "HTTP/" + strconv.Itoa(r.req.Major) + "." + strconv.Itoa(r.req.Minor),
+		ProtoMajor: r.req.Major,
+		ProtoMinor: r.req.Minor,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       host,
+		RequestURI: target,
+	}
+	if r.remote != nil {
+		hr.RemoteAddr = r.remote.String()
+	}
+	return hr, nil
+}

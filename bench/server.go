@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ServerSpec is one server of the matrix.
+type ServerSpec struct {
+	Name     string // short name used in flags and tables: "epoll", "gorilla"
+	Label    string // what the page calls it: "wsloop epoll"
+	Binary   string // file name in the build directory
+	Args     []string
+	Baseline bool // built from the nested module bench/baseline
+}
+
+// Servers are every server the benchmark knows, in the order of its tables.
+// Each serves echo at /ws/echo and rooms at /ws/chat?room=NAME.
+var Servers = []ServerSpec{
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}},
+	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}},
+	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}},
+	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
+	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
+}
+
+// Reference is the server every figure is also given as a ratio to.
+const Reference = "gorilla"
+
+// LookupServers returns the specs named in a comma-separated list, in the
+// order of Servers.
+func LookupServers(list string) ([]ServerSpec, error) {
+	want := map[string]bool{}
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	var out []ServerSpec
+	for _, s := range Servers {
+		if want[s.Name] {
+			out = append(out, s)
+			delete(want, s.Name)
+		}
+	}
+	for n := range want {
+		return nil, fmt.Errorf("-servers: unknown server %q; known: %s", n, serverNames())
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-servers %q: no server; known: %s", list, serverNames())
+	}
+	return out, nil
+}
+
+func serverNames() string {
+	var n []string
+	for _, s := range Servers {
+		n = append(n, s.Name)
+	}
+	return strings.Join(n, ",")
+}
+
+// serverProc is a running server.
+type serverProc struct {
+	spec    ServerSpec
+	addr    string // 127.0.0.1:port
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	waitErr error
+}
+
+func (p *serverProc) pid() int { return p.cmd.Process.Pid }
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startServer starts spec's binary on a fresh port and returns once the
+// port accepts connections.
+func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, fmt.Errorf("finding a free port: %w", err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{"-addr", addr}, spec.Args...)
+	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(binDir, spec.Binary), args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive wsbench
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
+	}
+	p := &serverProc{spec: spec, addr: addr, cmd: cmd, logPath: lf.Name(), exited: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		lf.Close()
+		close(p.exited)
+	}()
+	log.Debug("server started", "server", spec.Name, "pid", p.pid(), "addr", addr, "args", args)
+
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.exited:
+			return nil, fmt.Errorf("server %s exited before accepting connections (%v); its log:\n%s", spec.Name, p.waitErr, p.logTail())
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("server %s did not accept connections on %s within 15s; its log:\n%s", spec.Name, addr, p.logTail())
+		}
+	}
+}
+
+// alive reports an error when the server has exited.
+func (p *serverProc) alive() error {
+	select {
+	case <-p.exited:
+		return fmt.Errorf("server %s (pid %d) died (%v); its log:\n%s", p.spec.Name, p.pid(), p.waitErr, p.logTail())
+	default:
+		return nil
+	}
+}
+
+// stop asks the server to shut down (SIGTERM), then kills it after 10s.
+func (p *serverProc) stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// logTail is the end of the server's log, for error messages.
+func (p *serverProc) logTail() string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// runtimeVars is what a server's /debug/vars (expvar) tells about its Go runtime.
+type runtimeVars struct {
+	HeapInuse  float64 // bytes
+	Goroutines float64
+}
+
+// errNoVars means the server does not expose /debug/vars.
+var errNoVars = errors.New("no /debug/vars")
+
+// fetchVars reads expvar's memstats and the "goroutines" variable.
+func fetchVars(ctx context.Context, addr string) (runtimeVars, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/debug/vars", nil)
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return runtimeVars{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return runtimeVars{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return runtimeVars{}, errNoVars
+	}
+	return parseVars(body)
+}
+
+// parseVars reads memstats.HeapInuse and goroutines from an expvar document.
+func parseVars(body []byte) (runtimeVars, error) {
+	var doc struct {
+		Memstats *struct {
+			HeapInuse float64 `json:"HeapInuse"`
+		} `json:"memstats"`
+		Goroutines *float64 `json:"goroutines"`
+	}
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&doc); err != nil || doc.Memstats == nil {
+		return runtimeVars{}, errNoVars
+	}
+	v := runtimeVars{HeapInuse: doc.Memstats.HeapInuse, Goroutines: -1}
+	if doc.Goroutines != nil {
+		v.Goroutines = *doc.Goroutines
+	}
+	return v, nil
+}

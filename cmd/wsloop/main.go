@@ -1,0 +1,185 @@
+// Command wsloop serves WebSocket connections on event loops, with the demo
+// applications (echo, chat, server push) and their page on the same port.
+//
+//	go run ./cmd/wsloop                      # demo at http://127.0.0.1:8080/
+//	go run ./cmd/wsloop -static ./public     # ./public at /, the demo page at /demo/
+//
+// Run with -h for the flags.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsloop/wsloop/demo"
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
+	"github.com/wsloop/wsloop/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsloop:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	addr, engine, static, origins, tlsCert, tlsKey, logLevel string
+	loops, maxConns, maxMessage                              int
+	idleTimeout, pingInterval, shutdownTimeout               time.Duration
+}
+
+func parseFlags(args []string, out io.Writer) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("wsloop", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (host:port)")
+	fs.StringVar(&c.engine, "engine", "epoll", "engine: epoll (kqueue on BSD/macOS), gnet or goroutine")
+	fs.IntVar(&c.loops, "loops", 0, "event loops (0: one per CPU)")
+	fs.StringVar(&c.static, "static", "", "serve this directory at / (the demo page moves to /demo/)")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "most open connections (0: as many as the open-file limit allows)")
+	fs.IntVar(&c.maxMessage, "max-message", 1<<20, "largest message in bytes; larger ones are refused with close code 1009")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "close connections silent this long (0: never)")
+	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
+	fs.StringVar(&c.origins, "allowed-origins", "", `comma-separated browser origins allowed besides the server's own, e.g. "https://app.example.com"; "*" allows any`)
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together: give both or neither")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("%s %v is negative", d.name, d.v)
+		}
+	}
+	if c.maxMessage <= 0 {
+		return nil, fmt.Errorf("-max-message %d: give a positive number of bytes", c.maxMessage)
+	}
+	return &c, nil
+}
+
+// run serves until ctx is done, then shuts down gracefully. ready, when set,
+// is told the bound address.
+func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr string)) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	d := demo.New(demo.Options{AllowedOrigins: splitList(c.origins)})
+	defer d.Close()
+	var httpHandler http.Handler = d.Page()
+	if c.static != "" {
+		static, err := web.Open(c.static)
+		if err != nil {
+			return fmt.Errorf("-static: %w", err)
+		}
+		defer static.Close()
+		mux := http.NewServeMux()
+		mux.Handle("/", static)
+		mux.Handle("/demo/", http.StripPrefix("/demo", d.Page()))
+		httpHandler = mux
+	}
+	opts := loop.Options{
+		Engine:   c.engine,
+		Loops:    c.loops,
+		MaxConns: c.maxConns,
+		Session: session.Config{
+			Upgrade:      d.Upgrade,
+			MaxMessage:   c.maxMessage,
+			IdleTimeout:  c.idleTimeout,
+			PingInterval: c.pingInterval,
+		},
+		HTTP:            httpHandler,
+		ShutdownTimeout: c.shutdownTimeout,
+		Logger:          log,
+	}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		}
+		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv, err := loop.NewServer(demo.Echo, opts)
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(c.addr); err != nil {
+		return err
+	}
+	scheme := "http"
+	if opts.TLSConfig != nil {
+		scheme = "https"
+	}
+	page := scheme + "://" + srv.Addr().String() + "/"
+	if c.static != "" {
+		page += "demo/"
+	}
+	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
+		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+	if ready != nil {
+		ready(srv.Addr().String())
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Wait() }()
+	select {
+	case err := <-stopped:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "conns", srv.Conns(), "timeout", c.shutdownTimeout)
+	d.Close() // no more readings while connections close
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout+5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package demo
+
+import (
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/wsloop/wsloop/session"
+	"github.com/wsloop/wsloop/web"
+)
+
+// Options configure the demo applications.
+type Options struct {
+	// AllowedOrigins are the browser origins allowed besides the server's
+	// own (see NewRouter); "*" allows all.
+	AllowedOrigins []string
+	// PushInterval is the time between push readings; default 1s.
+	PushInterval time.Duration
+}
+
+// Demo is the set of demo applications behind one Router.
+type Demo struct {
+	Router *Router
+	Chat   *Chat
+	Push   *Push
+	page   *web.Handler
+}
+
+// New returns the demo applications, routed at /ws/echo, /ws/chat and /ws/push.
+// Close it when the server shuts down, to stop the push ticker.
+func New(opts Options) *Demo {
+	d := &Demo{
+		Router: NewRouter(opts.AllowedOrigins),
+		Chat:   NewChat(),
+		Push:   NewPush(opts.PushInterval),
+	}
+	d.Router.Handle("/ws/echo", Echo)
+	d.Router.handle("/ws/chat", d.Chat.accept)
+	d.Router.Handle("/ws/push", d.Push)
+	sub, err := fs.Sub(pageFS, "page")
+	if err != nil {
+		panic("demo: embedded page missing: " + err.Error()) // a build defect, not a runtime condition
+	}
+	d.page = web.New(sub)
+	return d
+}
+
+// Upgrade is the session.UpgradeFunc routing to the demo applications: set
+// loop.Options.Session.Upgrade to d.Upgrade.
+func (d *Demo) Upgrade(r *session.Request) (session.Accept, error) { return d.Router.Upgrade(r) }
+
+// Page serves the embedded demo page (index.html and app.js) and /healthz.
+// It uses relative links, so it also works under a prefix through
+// http.StripPrefix.
+func (d *Demo) Page() http.Handler { return d.page }
+
+// Close stops the push ticker; connections are the server's to close.
+func (d *Demo) Close() { d.Push.Close() }

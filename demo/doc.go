@@ -1,0 +1,13 @@
+// Package demo holds the demo applications of the wsloop binary, written
+// only against session.Handler, session.Handle and loop.Room, so they run
+// unchanged on every engine:
+//
+//   - /ws/echo: every message comes back as it was sent.
+//   - /ws/chat?room=NAME&nick=NICK: chat rooms; each text message is sent to
+//     everyone in the room as "nick: text".
+//   - /ws/push: server push; a simulated sensor reading, as JSON, to every
+//     subscriber once a second.
+//
+// A Router picks the application by path during the upgrade (with an Origin
+// allow-list), and Page serves the embedded browser page that uses all three.
+package demo

@@ -1,0 +1,124 @@
+package loadtest
+
+import (
+	"context"
+	"time"
+
+	"github.com/wsloop/wsloop/session"
+)
+
+// sendEcho sends connection c its next message, unless the run is stopping
+// or out of quota. It runs on c's loop: in OnMessage (closed loop) or in a
+// task posted by the sender (open loop), and allocates nothing.
+func (p *part) sendEcho(c *session.Conn) {
+	x, _ := c.Value().(*conn)
+	if x == nil || p.stopping.Load() {
+		return
+	}
+	if p.cfg.Messages > 0 && p.quota.Add(-1) < 0 {
+		return
+	}
+	bp := p.bufPool.Get().(*[]byte)
+	b := appendEcho((*bp)[:0], !p.cfg.Binary, p.cfg.Size, uint64(x.id), uint64(x.a), p.clock())
+	err := c.Send(p.echoOp, b)
+	*bp = b
+	p.bufPool.Put(bp)
+	if err != nil {
+		p.sendErrors.Add(1)
+		p.note("send error", "conn %d: %v", x.id, err)
+		return
+	}
+	x.a++
+	p.sent.Add(1)
+	p.bytesSent.Add(int64(len(b)))
+}
+
+// onEcho checks an echo against what connection x must have sent.
+func (p *part) onEcho(x *conn, c *session.Conn, op session.Opcode, payload []byte) {
+	ts, bad := checkEcho(payload, !p.cfg.Binary, p.cfg.Size, uint64(x.id), uint64(x.b))
+	if bad == "" && op != p.echoOp {
+		bad = "wrong opcode"
+	}
+	if bad != "" {
+		p.mismatched.Add(1)
+		p.note("payload mismatch", "conn %d message %d (%d bytes, opcode %d): %s", x.id, x.b, len(payload), op, bad)
+	} else {
+		p.lat.record(time.Duration(p.clock() - ts))
+	}
+	x.b++
+	if p.share.Rate == 0 { // closed loop: the echo is the signal to send again
+		p.sendEcho(c)
+	}
+}
+
+// echoTraffic starts the exchange on every connection and runs it for
+// Duration (or until Messages are through), then waits up to Drain for the
+// echoes still on their way.
+func (p *part) echoTraffic(ctx context.Context) error {
+	p.quota.Store(int64(p.share.Messages))
+	p.handlesMu.Lock()
+	hs := append([]session.Handle(nil), p.handles...)
+	p.handlesMu.Unlock()
+	byExec := groupByExecutor(hs)
+	end := time.Now().Add(p.cfg.Duration)
+	if p.share.Rate == 0 {
+		for x, ids := range byExec {
+			if err := x.ExecuteAll(ids, p.kick); err != nil {
+				return err
+			}
+		}
+		for time.Now().Before(end) && ctx.Err() == nil && !p.quotaDone() {
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
+	} else if len(hs) > 0 {
+		p.openLoop(ctx, hs, end)
+	}
+	p.stopping.Store(true)
+	limit := time.Now().Add(p.cfg.Drain)
+	for p.received.Load() < p.sent.Load() && ctx.Err() == nil && time.Now().Before(limit) {
+		sleepCtx(ctx, 5*time.Millisecond)
+	}
+	return nil
+}
+
+func (p *part) quotaDone() bool {
+	return p.cfg.Messages > 0 && p.quota.Load() <= 0 && p.received.Load() >= p.sent.Load()
+}
+
+// openLoop sends at Rate messages per second whatever the echoes do, to the
+// connections in turn; every 5 ms it posts one task per loop with the
+// connections due.
+func (p *part) openLoop(ctx context.Context, hs []session.Handle, end time.Time) {
+	start := time.Now()
+	var issued int64
+	next := 0
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(end) && ctx.Err() == nil && !(p.cfg.Messages > 0 && p.quota.Load() <= 0) {
+		due := int64(p.share.Rate*time.Since(start).Seconds()) - issued
+		if due > 0 {
+			batch := make(map[session.Executor][]uint64)
+			for range due {
+				h := hs[next]
+				next = (next + 1) % len(hs)
+				batch[h.Executor()] = append(batch[h.Executor()], h.ID())
+			}
+			for x, ids := range batch {
+				_ = x.ExecuteAll(ids, p.kickOpenFn)
+			}
+			issued += due
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
+}
+
+func groupByExecutor(hs []session.Handle) map[session.Executor][]uint64 {
+	m := make(map[session.Executor][]uint64)
+	for _, h := range hs {
+		m[h.Executor()] = append(m[h.Executor()], h.ID())
+	}
+	return m
+}

@@ -1,0 +1,547 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package loop
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsloop/wsloop/session"
+	"golang.org/x/sys/unix"
+)
+
+// Poller tokens that are not connection slots.
+const (
+	tokenWake   int32 = -1
+	tokenListen int32 = -2
+	tokenNone   int32 = -3
+)
+
+const (
+	readBufferSize = 64 << 10
+	// acceptRetry is how long a loop waits before accepting again after
+	// the process ran out of file descriptors for a reason it cannot see
+	// end (another component's fds): it never spins on EMFILE.
+	acceptRetry = 250 * time.Millisecond
+	// acceptBurst bounds accepts per readiness event, so a connection storm
+	// does not starve the loop's established connections.
+	acceptBurst = 256
+	// lingerTimeout bounds how long a closed connection's unsent bytes may
+	// take to drain before the socket is closed anyway.
+	lingerTimeout = 5 * time.Second
+)
+
+// group is what the loops of one engine (a server or a Dialer) share.
+type group struct {
+	cfg   *session.Config
+	log   *slog.Logger
+	start time.Time
+	loops []*eventLoop
+	wg    sync.WaitGroup
+
+	count  atomic.Int64 // open connections, including those connecting
+	max    int64        // capacity
+	paused atomic.Int32 // loops whose listener is out of their poller
+
+	next atomic.Uint32 // round-robin for dials
+}
+
+func (g *group) now() int64 { return int64(time.Since(g.start)) }
+
+// newGroup makes n loops with their pollers; start runs them.
+func newGroup(n int, max int, cfg *session.Config, log *slog.Logger) (*group, error) {
+	g := &group{cfg: cfg, log: log, start: time.Now(), max: int64(max)}
+	for i := 0; i < n; i++ {
+		l, err := newEventLoop(g, i, max)
+		if err != nil {
+			for _, l := range g.loops {
+				l.p.close()
+			}
+			return nil, err
+		}
+		g.loops = append(g.loops, l)
+	}
+	return g, nil
+}
+
+func (g *group) startLoops() {
+	for _, l := range g.loops {
+		g.wg.Add(1)
+		go l.run()
+	}
+}
+
+// stopLoops asks every loop to close its connections and exit, and waits.
+func (g *group) stopLoops() {
+	for _, l := range g.loops {
+		if l.q.post(task{run: l.stopFn}) != nil {
+			continue // already stopping
+		}
+	}
+	g.wg.Wait()
+}
+
+// released is called by a loop when one of its connections is gone.
+func (g *group) released(from *eventLoop) {
+	g.count.Add(-1)
+	if g.paused.Load() == 0 {
+		return
+	}
+	for _, l := range g.loops {
+		if !l.acceptPaused.Load() {
+			continue
+		}
+		if l == from {
+			l.resumeAccept()
+		} else {
+			_ = l.q.post(task{run: l.resumeFn})
+		}
+	}
+}
+
+// eventLoop owns a poller and every connection registered in it. All its
+// fields are touched only by its goroutine, except q and acceptPaused.
+type eventLoop struct {
+	g   *group
+	idx int
+	p   *poller
+	q   *taskQueue
+	w   *wheel
+	buf []byte
+
+	conns []*conn // by slot; nil: free
+	free  []int32 // free slots
+	gen   uint32  // last generation handed out
+
+	lfd          int // listening socket, -1: none
+	ownsLfd      bool
+	listening    bool // lfd is in the poller
+	paused       bool
+	acceptPaused atomic.Bool
+	retryAt      int64 // when a paused-on-EMFILE loop tries accepting again; 0: on release only
+	stopped      bool
+	emfileLogged int64
+
+	dials   map[int32]*dialState
+	outFree []*outBuf
+
+	// funcs made once so the loop's steady state allocates nothing
+	fireFn   func(key uint64, at int64)
+	taskFn   func(t *task)
+	stopFn   func()
+	resumeFn func()
+}
+
+func newEventLoop(g *group, idx, max int) (*eventLoop, error) {
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	l := &eventLoop{
+		g:     g,
+		idx:   idx,
+		p:     p,
+		w:     newWheel(defaultTick, defaultWheelSlots, g.now()),
+		buf:   make([]byte, readBufferSize),
+		conns: make([]*conn, 0, max), // reserved, not touched: no growth garbage
+		free:  make([]int32, 0, max),
+		lfd:   -1,
+	}
+	l.q = newTaskQueue(p.wake)
+	l.fireFn = l.fire
+	l.taskFn = l.runTask
+	l.stopFn = func() { l.stopped = true }
+	l.resumeFn = l.resumeAccept
+	return l, nil
+}
+
+// Execute implements session.Executor.
+func (l *eventLoop) Execute(id uint64, fn func(c *session.Conn)) error {
+	return l.q.post(task{id: id, fn: fn})
+}
+
+// ExecuteAll implements session.Executor.
+func (l *eventLoop) ExecuteAll(ids []uint64, fn func(c *session.Conn)) error {
+	return l.q.post(task{ids: ids, fn: fn})
+}
+
+// post runs fn on the loop.
+func (l *eventLoop) post(fn func()) error { return l.q.post(task{run: fn}) }
+
+func (l *eventLoop) run() {
+	defer l.g.wg.Done()
+	for !l.stopped {
+		n, err := l.p.wait(l.timeout())
+		if err != nil {
+			l.g.log.Error("wsloop: event loop stopped", "loop", l.idx, "err", err)
+			break
+		}
+		now := l.g.now()
+		for i := 0; i < n; i++ {
+			tok, r, w := l.p.event(i)
+			switch {
+			case tok >= 0:
+				l.ioEvent(tok, r, w, now)
+			case tok == tokenWake:
+				l.p.drainWake()
+			case tok == tokenListen:
+				l.acceptReady(now)
+			}
+		}
+		if l.q.pending() {
+			l.q.drain(l.taskFn)
+		}
+		l.w.Advance(l.g.now(), l.fireFn)
+		if l.paused && l.retryAt != 0 && l.g.now() >= l.retryAt {
+			l.retryAt = 0
+			l.resumeAccept()
+		}
+	}
+	l.shutdown()
+}
+
+// timeout is how long the next wait may block: until the next timer.
+func (l *eventLoop) timeout() int {
+	next := l.w.Next()
+	if l.paused && l.retryAt != 0 && (next < 0 || l.retryAt < next) {
+		next = l.retryAt
+	}
+	if next < 0 {
+		return -1
+	}
+	d := next - l.g.now()
+	if d <= 0 {
+		return 0
+	}
+	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
+}
+
+func (l *eventLoop) runTask(t *task) {
+	if t.run != nil {
+		t.run()
+		return
+	}
+	if t.ids == nil {
+		l.runOn(t.id, t.fn)
+		return
+	}
+	for _, id := range t.ids {
+		l.runOn(id, t.fn)
+	}
+}
+
+func (l *eventLoop) runOn(id uint64, fn func(c *session.Conn)) {
+	c := l.lookup(id)
+	if c == nil || !c.usable() {
+		return
+	}
+	defer l.recoverTask(c)
+	fn(&c.ws)
+	l.settle(c)
+}
+
+// recoverTask keeps a panicking task from taking the loop, and every
+// connection on it, down: the connection it ran for is closed.
+func (l *eventLoop) recoverTask(c *conn) {
+	if r := recover(); r != nil {
+		l.g.log.Error("wsloop: task panicked", "panic", r, "stack", string(debug.Stack()))
+		if c.flags&flagClosed == 0 {
+			c.flags |= flagDead
+			c.cause = causePanic
+			l.settle(c)
+		}
+	}
+}
+
+func (l *eventLoop) lookup(id uint64) *conn {
+	slot := int(id >> 32 & 0x7fffffff)
+	if slot >= len(l.conns) {
+		return nil
+	}
+	c := l.conns[slot]
+	if c == nil || c.gen != uint32(id) {
+		return nil
+	}
+	return c
+}
+
+// register gives c a slot and a generation and adds its fd to the poller.
+func (l *eventLoop) register(c *conn, read, write bool) error {
+	var slot int32
+	if n := len(l.free); n > 0 {
+		slot = l.free[n-1]
+		l.free = l.free[:n-1]
+		l.conns[slot] = c
+	} else {
+		slot = int32(len(l.conns))
+		l.conns = append(l.conns, c)
+	}
+	l.gen++
+	if l.gen == 0 {
+		l.gen = 1
+	}
+	c.loop, c.slot, c.gen = l, slot, l.gen
+	if err := l.p.add(int(c.fd), slot, read, write); err != nil {
+		l.unslot(c)
+		return err
+	}
+	return nil
+}
+
+func (l *eventLoop) unslot(c *conn) {
+	l.conns[c.slot] = nil
+	l.free = append(l.free, c.slot)
+}
+
+func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
+	if int(slot) >= len(l.conns) {
+		return
+	}
+	c := l.conns[slot]
+	if c == nil {
+		return // closed earlier in this batch
+	}
+	if c.flags&flagConnecting != 0 {
+		if readable || writable {
+			l.connectDone(c, now)
+		}
+		return
+	}
+	if writable && c.out != nil {
+		l.flush(c)
+	}
+	if readable && c.flags&(flagCloseReq|flagDead) == 0 {
+		l.read(c, now)
+	}
+	l.settle(c)
+}
+
+func (l *eventLoop) read(c *conn, now int64) {
+	for {
+		n, err := unix.Read(int(c.fd), l.buf)
+		if n > 0 {
+			c.ws.Feed(l.buf[:n], now)
+			if n < len(l.buf) || c.flags&(flagCloseReq|flagDead|flagClosed) != 0 {
+				return
+			}
+			continue
+		}
+		switch err {
+		case nil:
+			c.fail(causeEOF)
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+		default:
+			c.fail(errnoCause(err))
+		}
+		return
+	}
+}
+
+// settle finishes what a call into the session left to do: close the
+// socket it asked to close (once the outbound bytes are out) or that failed.
+// Calls into the session never re-enter it through the engine.
+func (l *eventLoop) settle(c *conn) {
+	switch {
+	case c.flags&flagClosed != 0:
+	case c.flags&flagDead != 0:
+		l.finish(c, c.err())
+	case c.flags&flagCloseReq != 0 && c.out == nil:
+		l.finish(c, nil)
+	case c.flags&flagDialing != 0 && c.ws.State() != session.StateHandshake:
+		c.flags &^= flagDialing
+		delete(l.dials, c.slot)
+	}
+}
+
+// finish closes c's socket, frees its slot and tells its session.
+func (l *eventLoop) finish(c *conn, err error) {
+	unix.Close(int(c.fd)) // also leaves the poller
+	c.flags |= flagClosed
+	l.unslot(c)
+	l.releaseOut(c)
+	if c.flags&flagDialing != 0 {
+		delete(l.dials, c.slot)
+	}
+	l.g.released(l)
+	c.ws.TransportClosed(err)
+}
+
+func (l *eventLoop) fire(key uint64, at int64) {
+	if key&keyDial != 0 {
+		l.dialTimeout(key&^keyDial, at)
+		return
+	}
+	c := l.lookup(key)
+	if c == nil || c.wheelAt != at || c.flags&flagClosed != 0 {
+		return // stale: the connection is gone or asked for another time
+	}
+	c.wheelAt = 0
+	if c.timerAt == 0 {
+		return
+	}
+	now := l.g.now()
+	if c.timerAt > now {
+		c.wheelAt = c.timerAt
+		l.w.Add(key, c.timerAt)
+		return
+	}
+	c.timerAt = 0
+	if c.flags&flagCloseReq != 0 {
+		l.finish(c, nil) // linger over: unsent bytes are dropped
+		return
+	}
+	if c.flags&flagDead != 0 {
+		l.settle(c)
+		return
+	}
+	c.ws.Tick(now)
+	l.settle(c)
+}
+
+// Accepting.
+
+func (l *eventLoop) setListener(fd int, owns bool) {
+	l.lfd, l.ownsLfd = fd, owns
+	l.resumeListening()
+}
+
+func (l *eventLoop) resumeListening() {
+	if l.lfd < 0 || l.listening || l.stopped {
+		return
+	}
+	if err := l.p.add(l.lfd, tokenListen, true, false); err != nil {
+		l.g.log.Error("wsloop: cannot watch the listener", "err", err)
+		return
+	}
+	l.listening = true
+}
+
+func (l *eventLoop) stopListening() {
+	if l.listening {
+		_ = l.p.del(l.lfd)
+		l.listening = false
+	}
+}
+
+func (l *eventLoop) closeListener() {
+	l.stopListening()
+	if l.paused {
+		l.paused = false
+		l.acceptPaused.Store(false)
+		l.g.paused.Add(-1)
+	}
+	if l.lfd >= 0 && l.ownsLfd {
+		unix.Close(l.lfd)
+	}
+	l.lfd = -1
+}
+
+// pauseAccept takes the listener out of the poller until a connection is
+// released (or, after EMFILE, until retryAt): a full server never spins.
+func (l *eventLoop) pauseAccept(retryAt int64) {
+	l.stopListening()
+	if !l.paused {
+		l.paused = true
+		l.acceptPaused.Store(true)
+		l.g.paused.Add(1)
+	}
+	if retryAt != 0 {
+		l.retryAt = retryAt
+	}
+}
+
+func (l *eventLoop) resumeAccept() {
+	if !l.paused || l.stopped || l.lfd < 0 {
+		return
+	}
+	if l.retryAt == 0 && l.g.count.Load() >= l.g.max {
+		return
+	}
+	l.paused = false
+	l.acceptPaused.Store(false)
+	l.g.paused.Add(-1)
+	l.retryAt = 0
+	l.resumeListening()
+}
+
+// acceptFunc is accept, replaceable by tests (to simulate EMFILE).
+var acceptFunc = accept
+
+func (l *eventLoop) acceptReady(now int64) {
+	for i := 0; i < acceptBurst && l.listening; i++ {
+		if l.g.count.Add(1) > l.g.max {
+			l.g.count.Add(-1)
+			l.pauseAccept(0)
+			return
+		}
+		fd, err := acceptFunc(l.lfd)
+		if err != nil {
+			l.g.count.Add(-1)
+			switch err {
+			case unix.EAGAIN, unix.ECONNABORTED:
+				return
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				if now-l.emfileLogged > int64(10*time.Second) || l.emfileLogged == 0 {
+					l.emfileLogged = now
+					l.g.log.Warn("wsloop: out of file descriptors; accepting paused",
+						"err", err, "open", l.g.count.Load(),
+						"hint", "raise the open-file limit or lower MaxConns")
+				}
+				l.pauseAccept(now + int64(acceptRetry))
+				return
+			default:
+				l.g.log.Error("wsloop: accept", "err", err)
+				return
+			}
+		}
+		l.serve(fd, now)
+	}
+}
+
+// serve starts a server-role session on an accepted socket.
+func (l *eventLoop) serve(fd int, now int64) {
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	c := &conn{fd: int32(fd)}
+	if err := l.register(c, true, false); err != nil {
+		unix.Close(fd)
+		l.g.count.Add(-1)
+		l.g.log.Error("wsloop: register connection", "err", err)
+		return
+	}
+	c.ws.Init(l.g.cfg, c, now)
+	l.settle(c)
+}
+
+// shutdown runs on the loop's goroutine after it stopped: every socket and
+// the poller are closed; tasks still queued are dropped, except engine
+// housekeeping, which runs so that nothing it holds leaks.
+func (l *eventLoop) shutdown() {
+	l.stopped = true
+	l.closeListener()
+	for _, c := range l.conns {
+		if c == nil {
+			continue
+		}
+		if c.flags&flagConnecting != 0 {
+			l.failDial(c, session.ErrClosed)
+			continue
+		}
+		if c.flags&flagClosed == 0 {
+			l.finish(c, session.ErrClosed)
+		}
+	}
+	for _, t := range l.q.close() {
+		if t.run != nil {
+			t.run()
+		}
+	}
+	if err := l.p.close(); err != nil {
+		l.g.log.Warn("wsloop: closing poller", "err", fmt.Errorf("loop %d: %w", l.idx, err))
+	}
+}

@@ -1,0 +1,91 @@
+package loop
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+func TestGoroutineEcho(t *testing.T) { testEcho(t, "goroutine", Options{}) }
+
+type testTLS struct {
+	server *tls.Config
+	client *tls.Config
+}
+
+// selfSignedTLS makes a certificate for 127.0.0.1 and configs that trust it.
+func selfSignedTLS(t *testing.T) testTLS {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "wsloop test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return testTLS{
+		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		client: &tls.Config{RootCAs: pool},
+	}
+}
+
+// TestGoroutineTLSEcho serves wss and echoes through coder/websocket, which
+// verifies the certificate.
+func TestGoroutineTLSEcho(t *testing.T) {
+	tc := selfSignedTLS(t)
+	s := startServer(t, "goroutine", echoHandler(), Options{TLSConfig: tc.server})
+	tr := &http.Transport{TLSClientConfig: tc.client}
+	defer tr.CloseIdleConnections()
+	c := dial(t, "wss://"+s.Addr().String()+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	c.SetReadLimit(1 << 20)
+	for _, msg := range []string{"", "hello over tls", string(make([]byte, 100000))} {
+		if got := roundTrip(t, c, websocket.MessageBinary, []byte(msg)); string(got) != msg {
+			t.Fatalf("TLS echo of %d bytes: got %d bytes", len(msg), len(got))
+		}
+	}
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	waitUntil(t, "connection to go", func() bool { return s.Conns() == 0 })
+}
+
+// TestGoroutineSendToSelfFromHandler sends to the connection's own Handle
+// from inside OnMessage, which must not deadlock on the connection's mutex.
+func TestGoroutineSendToSelfFromHandler(t *testing.T) {
+	testSendToSelf(t, "goroutine")
+}
+
+// TestGoroutineMaxConns refuses connections past MaxConns.
+func TestGoroutineMaxConns(t *testing.T) { testMaxConns(t, "goroutine") }
+
+func TestGoroutineStaleHandle(t *testing.T) { testStaleHandle(t, "goroutine") }
+
+func TestGoroutineHandshakeTimeout(t *testing.T) { testHandshakeTimeout(t, "goroutine") }

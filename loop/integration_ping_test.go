@@ -1,0 +1,105 @@
+package loop_test
+
+import (
+	"bytes"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
+)
+
+// TestIntegrationKeepalive: with PingInterval set, the server pings quiet
+// connections; one that never answers is closed after PongTimeout, one that
+// answers stays open. Asserted on events (pings seen, closes), not durations.
+func TestIntegrationKeepalive(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+			o.Session.PingInterval = 200 * time.Millisecond
+			o.Session.PongTimeout = 400 * time.Millisecond
+		})
+		mute := ts.openRaw()
+		live := ts.openRaw()
+
+		// live answers every ping with a pong carrying the same payload.
+		var livePings atomic.Int64
+		liveErr := make(chan error, 1)
+		liveMsg := make(chan []byte, 1)
+		go func() {
+			for {
+				f, err := live.readFrame()
+				if err != nil {
+					liveErr <- err
+					return
+				}
+				switch f.op {
+				case opPing:
+					live.writeQuiet(clientFrame(true, opPong, f.payload))
+					livePings.Add(1)
+				case opText:
+					liveMsg <- f.payload
+				default:
+					liveErr <- fmt.Errorf("unexpected frame op %d %q", f.op, trunc(f.payload))
+					return
+				}
+			}
+		}()
+
+		// mute sees a ping, stays silent, and is closed by the server.
+		mutePings := 0
+		for {
+			f, err := mute.readFrame()
+			if err != nil {
+				if !isClosedErr(err) {
+					t.Fatalf("mute client: %v", err)
+				}
+				break
+			}
+			if f.op == opPing {
+				mutePings++
+				continue
+			}
+			if f.op == opClose {
+				// A close frame before the TCP close is acceptable; it is the
+				// server's last word.
+				mute.expectEOF()
+				break
+			}
+			t.Fatalf("mute client got op %d %q", f.op, trunc(f.payload))
+		}
+		if mutePings == 0 {
+			t.Errorf("the silent client was closed without being pinged first")
+		}
+		ev := mute.serverClose(ts.rec)
+		if ev.code != session.StatusAbnormal || ev.err == nil {
+			t.Errorf("silent client: OnClose(%d, %q, %v), want 1006 with a timeout error", ev.code, ev.reason, ev.err)
+		}
+
+		// live outlasts mute: it keeps being pinged, answering, and open.
+		seen := livePings.Load()
+		waitFor(t, "two more pings to the answering client", func() bool { return livePings.Load() >= seen+2 })
+		select {
+		case err := <-liveErr:
+			t.Fatalf("answering client lost: %v", err)
+		default:
+		}
+		live.write(clientFrame(true, opText, []byte("still alive")))
+		select {
+		case p := <-liveMsg:
+			if !bytes.Equal(p, []byte("still alive")) {
+				t.Fatalf("answering client echo %q", p)
+			}
+		case err := <-liveErr:
+			t.Fatalf("answering client lost: %v", err)
+		case <-time.After(waitTimeout):
+			t.Fatal("no echo to the answering client")
+		}
+		if n := ts.rec.closedCount(); n != 1 {
+			t.Errorf("%d connections closed, want only the silent one", n)
+		}
+		ts.finish()
+		<-liveErr // the reader ends once finish closed the client
+	})
+}

@@ -1,0 +1,175 @@
+package loop_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
+)
+
+// TestIntegrationRoom: a chat. Every connection joins a Room on open and
+// leaves on close; every message received is published to the room. Each
+// member receives every message exactly once, each sender's in order.
+func TestIntegrationRoom(t *testing.T) {
+	const members, perMember = 30, 10
+	forEachEngine(t, func(t *testing.T, engine string) {
+		room := loop.NewRoom()
+		rec := newRecorder()
+		rec.open = func(c *session.Conn) { room.Join(c.Handle()) }
+		rec.message = func(c *session.Conn, op session.Opcode, p []byte) { room.Publish(op, p) }
+		rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) { room.Leave(c.Handle()) }
+		ts := startServer(t, engine, rec, nil)
+
+		conns := make([]*websocket.Conn, members)
+		for i := range conns {
+			conns[i] = ts.dialWS("/chat", nil)
+		}
+		waitFor(t, fmt.Sprintf("room.Len() == %d", members), func() bool { return room.Len() == members })
+
+		ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+		defer cancel()
+		const total = members * perMember
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*members)
+		for i, c := range conns {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				for k := 0; k < perMember; k++ {
+					if err := c.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf("%d:%d", i, k))); err != nil {
+						errs <- fmt.Errorf("member %d: write %d: %w", i, k, err)
+						return
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				next := make([]int, members) // next expected k per sender
+				for got := 0; got < total; got++ {
+					typ, p, err := c.Read(ctx)
+					if err != nil {
+						errs <- fmt.Errorf("member %d: read after %d of %d messages: %w", i, got, total, err)
+						return
+					}
+					from, k, ok := parseChat(string(p))
+					if typ != websocket.MessageText || !ok || from >= members {
+						errs <- fmt.Errorf("member %d: unexpected message %v %q", i, typ, p)
+						return
+					}
+					if k != next[from] {
+						errs <- fmt.Errorf("member %d: from %d got message %d, want %d (lost, duplicated or reordered)", i, from, k, next[from])
+						return
+					}
+					next[from]++
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+
+		// Nothing more is pending: the next message each member sees is the
+		// sentinel, proving no duplicate was queued behind the last one.
+		room.Publish(session.Text, []byte("end"))
+		for i, c := range conns {
+			_, p, err := c.Read(ctx)
+			if err != nil || string(p) != "end" {
+				t.Fatalf("member %d: after all messages got %q, %v; want the sentinel \"end\"", i, p, err)
+			}
+		}
+
+		// Leaving on close: the room shrinks, and the rest still hear.
+		conns[0].Close(websocket.StatusNormalClosure, "")
+		waitFor(t, "room.Len() == members-1 after a member left", func() bool { return room.Len() == members-1 })
+		room.Publish(session.Binary, []byte("after"))
+		for i, c := range conns[1:] {
+			typ, p, err := c.Read(ctx)
+			if err != nil || typ != websocket.MessageBinary || string(p) != "after" {
+				t.Fatalf("member %d: got %v %q, %v; want binary \"after\"", i+1, typ, p, err)
+			}
+		}
+		ts.finish()
+		if n := room.Len(); n != 0 {
+			t.Errorf("room.Len() after every connection closed = %d, want 0", n)
+		}
+	})
+}
+
+func parseChat(s string) (from, k int, ok bool) {
+	a, b, found := strings.Cut(s, ":")
+	if !found {
+		return 0, 0, false
+	}
+	from, err1 := strconv.Atoi(a)
+	k, err2 := strconv.Atoi(b)
+	return from, k, err1 == nil && err2 == nil
+}
+
+// TestIntegrationBroadcast: a push server. Another goroutine calls
+// Server.Broadcast; every client receives every message exactly once, in order.
+func TestIntegrationBroadcast(t *testing.T) {
+	const clients, pushes = 50, 100
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServer(t, engine, newRecorder(), nil)
+		conns := make([]*websocket.Conn, clients)
+		for i := range conns {
+			conns[i] = ts.dialWS("/feed", nil)
+		}
+		waitFor(t, "all clients opened", func() bool { return ts.rec.opened() == clients })
+		if n := ts.srv.Conns(); n != clients {
+			t.Errorf("Conns() = %d with %d clients open", n, clients)
+		}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 3*waitTimeout)
+		defer cancel()
+		go func() {
+			for k := 0; k < pushes; k++ {
+				ts.srv.Broadcast(session.Text, []byte("reading "+strconv.Itoa(k)))
+			}
+			ts.srv.Broadcast(session.Binary, []byte("end"))
+		}()
+		var wg sync.WaitGroup
+		errs := make(chan error, clients)
+		for i, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; k <= pushes; k++ {
+					typ, p, err := c.Read(ctx)
+					if err != nil {
+						errs <- fmt.Errorf("client %d: read %d: %w", i, k, err)
+						return
+					}
+					want, wantTyp := "reading "+strconv.Itoa(k), websocket.MessageText
+					if k == pushes {
+						want, wantTyp = "end", websocket.MessageBinary
+					}
+					if string(p) != want || typ != wantTyp {
+						errs <- fmt.Errorf("client %d: got %v %q, want %v %q (lost, duplicated or reordered)", i, typ, p, wantTyp, want)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for _, c := range conns {
+			c.Close(websocket.StatusNormalClosure, "")
+		}
+		ts.finish()
+	})
+}

@@ -1,0 +1,856 @@
+package loop_test
+
+// The cross-engine integration suite: every TestIntegration* test runs the
+// same scenario on each engine over real loopback sockets, with clients that
+// share no code with the server (github.com/coder/websocket, or a raw client
+// built here on net.Dial with hand-built frames).
+//
+// This file holds the harness: server start and teardown with goroutine and
+// file-descriptor leak checks, a recording handler that checks the Handler
+// contract (OnClose exactly once, nothing after it), and the raw client.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
+)
+
+// engines are the engine names every integration test runs on.
+var engines = []string{"epoll", "gnet", "goroutine"}
+
+// waitTimeout bounds every wait for an event; generous, never asserted as speed.
+const waitTimeout = 10 * time.Second
+
+// forEachEngine runs fn as one subtest per engine. A panic on the test
+// goroutine (an unimplemented function, a bug) fails only that subtest.
+func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
+	t.Helper()
+	for _, e := range engines {
+		t.Run(e, func(t *testing.T) {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("panic: %v\n%s", r, debug.Stack())
+				}
+			}()
+			fn(t, e)
+		})
+	}
+}
+
+// waitFor polls cond until it holds or waitTimeout passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ---- recording handler ----
+
+// connInfo is the user value the recorder gives each connection.
+type connInfo struct {
+	id       int64
+	remote   string // the peer's address as the server saw it at open
+	messages atomic.Int64
+	closes   atomic.Int32
+	extra    any // for a test's own use
+}
+
+// closeEvent is one OnClose call.
+type closeEvent struct {
+	id     int64
+	remote string
+	code   session.StatusCode
+	reason string
+	err    error
+}
+
+// recorder is a session.Handler that records every callback, checks the
+// contract (one OnClose per opened connection, no callback after it) and
+// delegates behaviour to optional functions.
+type recorder struct {
+	open    func(c *session.Conn)
+	message func(c *session.Conn, op session.Opcode, p []byte)
+	close   func(c *session.Conn, code session.StatusCode, reason string, err error)
+
+	nextID atomic.Int64
+	mu     sync.Mutex
+	conns  []*connInfo
+	closed []closeEvent
+	errs   []string // contract violations seen in callbacks
+	openCh chan int64
+	closCh chan closeEvent
+}
+
+func newRecorder() *recorder {
+	return &recorder{openCh: make(chan int64, 4096), closCh: make(chan closeEvent, 4096)}
+}
+
+// echoRecorder echoes every message back with the same opcode.
+func echoRecorder() *recorder {
+	r := newRecorder()
+	r.message = func(c *session.Conn, op session.Opcode, p []byte) {
+		if err := c.Send(op, p); err != nil {
+			r.violation(fmt.Sprintf("echo Send(%v, %d bytes): %v", op, len(p), err))
+		}
+	}
+	return r
+}
+
+func (r *recorder) violation(s string) {
+	r.mu.Lock()
+	r.errs = append(r.errs, s)
+	r.mu.Unlock()
+}
+
+func (r *recorder) OnOpen(c *session.Conn) {
+	ci := &connInfo{id: r.nextID.Add(1)}
+	if a := c.RemoteAddr(); a != nil {
+		ci.remote = a.String()
+	} else {
+		r.violation(fmt.Sprintf("conn %d: RemoteAddr() is nil in OnOpen", ci.id))
+	}
+	if c.Value() != nil {
+		// Value may carry Accept.Value from an UpgradeFunc: keep it reachable.
+		ci.extra = c.Value()
+	}
+	c.SetValue(ci)
+	if st := c.State(); st != session.StateOpen {
+		r.violation(fmt.Sprintf("conn %d: State() in OnOpen = %d, want StateOpen", ci.id, st))
+	}
+	r.mu.Lock()
+	r.conns = append(r.conns, ci)
+	r.mu.Unlock()
+	select {
+	case r.openCh <- ci.id:
+	default:
+	}
+	if r.open != nil {
+		r.open(c)
+	}
+}
+
+func (r *recorder) info(c *session.Conn, where string) *connInfo {
+	ci, ok := c.Value().(*connInfo)
+	if !ok {
+		r.violation(fmt.Sprintf("%s on a connection without OnOpen (Value %T)", where, c.Value()))
+		return nil
+	}
+	return ci
+}
+
+func (r *recorder) OnMessage(c *session.Conn, op session.Opcode, p []byte) {
+	ci := r.info(c, "OnMessage")
+	if ci == nil {
+		return
+	}
+	if ci.closes.Load() != 0 {
+		r.violation(fmt.Sprintf("conn %d: OnMessage after OnClose", ci.id))
+	}
+	ci.messages.Add(1)
+	if r.message != nil {
+		r.message(c, op, p)
+	}
+}
+
+func (r *recorder) OnClose(c *session.Conn, code session.StatusCode, reason string, err error) {
+	ci := r.info(c, "OnClose")
+	if ci == nil {
+		return
+	}
+	if n := ci.closes.Add(1); n != 1 {
+		r.violation(fmt.Sprintf("conn %d: OnClose called %d times", ci.id, n))
+	}
+	ev := closeEvent{id: ci.id, remote: ci.remote, code: code, reason: reason, err: err}
+	r.mu.Lock()
+	r.closed = append(r.closed, ev)
+	r.mu.Unlock()
+	select {
+	case r.closCh <- ev:
+	default:
+	}
+	if r.close != nil {
+		r.close(c, code, reason, err)
+	}
+}
+
+func (r *recorder) opened() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}
+
+func (r *recorder) closedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.closed)
+}
+
+// waitOpen waits for the next OnOpen and returns the connection's id.
+func (r *recorder) waitOpen(t testing.TB) int64 {
+	t.Helper()
+	select {
+	case id := <-r.openCh:
+		return id
+	case <-time.After(waitTimeout):
+		t.Fatalf("no OnOpen within %v", waitTimeout)
+		return 0
+	}
+}
+
+// waitClose waits for the next OnClose.
+func (r *recorder) waitClose(t testing.TB) closeEvent {
+	t.Helper()
+	select {
+	case ev := <-r.closCh:
+		return ev
+	case <-time.After(waitTimeout):
+		t.Fatalf("no OnClose within %v", waitTimeout)
+		return closeEvent{}
+	}
+}
+
+// waitCloseFrom waits for the OnClose of the connection whose peer address
+// is remote (a raw client's local address).
+func (r *recorder) waitCloseFrom(t testing.TB, remote string) closeEvent {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		r.mu.Lock()
+		for _, ev := range r.closed {
+			if ev.remote == remote {
+				r.mu.Unlock()
+				return ev
+			}
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no OnClose for the connection from %s within %v", remote, waitTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// closeCountFrom is how many OnClose calls the connection from remote got.
+func (r *recorder) closeCountFrom(remote string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, ev := range r.closed {
+		if ev.remote == remote {
+			n++
+		}
+	}
+	return n
+}
+
+// checkContract reports every violation seen and, once the server is gone,
+// that every opened connection was closed exactly once.
+func (r *recorder) checkContract(t testing.TB) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.errs {
+		t.Errorf("handler contract: %s", e)
+	}
+	for _, ci := range r.conns {
+		if n := ci.closes.Load(); n != 1 {
+			t.Errorf("handler contract: conn %d got OnClose %d times after shutdown, want exactly 1", ci.id, n)
+		}
+	}
+}
+
+// ---- server under test ----
+
+type testServer struct {
+	t      *testing.T
+	engine string
+	srv    *loop.Server
+	rec    *recorder
+	stats  *session.Stats
+	addr   string
+	baseG  int
+	baseFD int
+	done   bool
+
+	mu      sync.Mutex
+	closers []func()
+}
+
+var warmOnce sync.Once
+
+// warmUp makes the process-wide lazily created resources (the runtime's
+// netpoller, the resolver) exist before a baseline is taken.
+func warmUp() {
+	warmOnce.Do(func() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			s, err := ln.Accept()
+			if err == nil {
+				s.Close()
+			}
+			c.Close()
+		}
+		ln.Close()
+	})
+}
+
+func countFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// startServer starts engine with Loops 2 serving rec, after edit (may be
+// nil) adjusted the options, on 127.0.0.1:0.
+func startServer(t *testing.T, engine string, rec *recorder, edit func(o *loop.Options)) *testServer {
+	t.Helper()
+	return startServerAt(t, engine, rec, edit, "127.0.0.1:0")
+}
+
+// startServerAt is startServer on a given address.
+func startServerAt(t *testing.T, engine string, rec *recorder, edit func(o *loop.Options), addr string) *testServer {
+	t.Helper()
+	warmUp()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	ts := &testServer{t: t, engine: engine, rec: rec, stats: new(session.Stats)}
+	ts.baseG = settledGoroutines()
+	ts.baseFD = countFDs()
+	opts := loop.Options{Engine: engine, Loops: 2}
+	opts.Session.Stats = ts.stats
+	if edit != nil {
+		edit(&opts)
+	}
+	srv, err := loop.NewServer(rec, opts)
+	if err != nil {
+		t.Fatalf("NewServer(%s): %v", engine, err)
+	}
+	ts.srv = srv
+	if err := srv.Listen(addr); err != nil {
+		t.Fatalf("Listen(%s) with engine %s: %v", addr, engine, err)
+	}
+	ts.addr = srv.Addr().String()
+	t.Cleanup(func() {
+		if !ts.done {
+			ts.closeClients()
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			_ = ts.srv.Shutdown(ctx)
+		}
+	})
+	return ts
+}
+
+// settledGoroutines is the goroutine count once short-lived ones are gone.
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		time.Sleep(2 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			return n
+		}
+		n = m
+	}
+	return n
+}
+
+func (ts *testServer) addCloser(f func()) {
+	ts.mu.Lock()
+	ts.closers = append(ts.closers, f)
+	ts.mu.Unlock()
+}
+
+func (ts *testServer) closeClients() {
+	ts.mu.Lock()
+	cs := ts.closers
+	ts.closers = nil
+	ts.mu.Unlock()
+	for _, f := range cs {
+		f()
+	}
+}
+
+// goroutineTolerance absorbs runtime and test-framework goroutines that come
+// and go; a leaked engine leaves at least one goroutine per loop (2) plus its
+// acceptor, which is more.
+const goroutineTolerance = 2
+
+// finish closes the test's clients, waits for the server to see them go,
+// shuts the server down and checks that it left no goroutine, no file
+// descriptor and no broken handler contract behind.
+func (ts *testServer) finish() {
+	t := ts.t
+	t.Helper()
+	ts.closeClients()
+	waitFor(t, "Conns() == 0 after the clients closed", func() bool { return ts.srv.Conns() == 0 })
+	ts.shutdown()
+	ts.checkLeaks()
+}
+
+// shutdown runs Shutdown and Wait, each bounded.
+func (ts *testServer) shutdown() {
+	t := ts.t
+	t.Helper()
+	ts.done = true
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- ts.srv.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(waitTimeout):
+		t.Errorf("Wait did not return within %v after Shutdown", waitTimeout)
+	}
+	if n := ts.srv.Conns(); n != 0 {
+		t.Errorf("Conns() after Shutdown = %d, want 0", n)
+	}
+}
+
+// checkLeaks checks the handler contract, then polls goroutines and file
+// descriptors back to their baselines.
+func (ts *testServer) checkLeaks() {
+	t := ts.t
+	t.Helper()
+	ts.rec.checkContract(t)
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		g, fd := runtime.NumGoroutine(), countFDs()
+		if g <= ts.baseG+goroutineTolerance && fd <= ts.baseFD {
+			return
+		}
+		if time.Now().After(deadline) {
+			if g > ts.baseG+goroutineTolerance {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d goroutines after Shutdown, baseline %d (+%d tolerated)\n%s",
+					g, ts.baseG, goroutineTolerance, buf)
+			}
+			if fd > ts.baseFD {
+				t.Errorf("fd leak: %d open files after Shutdown, baseline %d\n%s", fd, ts.baseFD, listFDs())
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func listFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var b strings.Builder
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		fmt.Fprintf(&b, "  fd %s -> %s\n", e.Name(), l)
+	}
+	return b.String()
+}
+
+// ---- coder/websocket client ----
+
+// dialWS opens a github.com/coder/websocket client on path (e.g. "/").
+func (ts *testServer) dialWS(path string, opts *websocket.DialOptions) *websocket.Conn {
+	ts.t.Helper()
+	c, err := ts.tryDialWS(path, opts)
+	if err != nil {
+		ts.t.Fatalf("dial ws://%s%s: %v", ts.addr, path, err)
+	}
+	return c
+}
+
+func (ts *testServer) tryDialWS(path string, opts *websocket.DialOptions) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+ts.addr+path, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(4 << 20)
+	ts.addCloser(func() { c.CloseNow() })
+	return c, nil
+}
+
+// ---- raw client ----
+
+// rawClient is a hand-written client on net.Dial: it builds frames itself so
+// that it shares no code (and no bug) with the server.
+type rawClient struct {
+	t  testing.TB
+	c  *net.TCPConn
+	br *bufio.Reader
+}
+
+const testKey = "dGhlIHNhbXBsZSBub25jZQ=="
+
+// handshakeRequest is a valid opening handshake for path.
+func handshakeRequest(path string) string {
+	return "GET " + path + " HTTP/1.1\r\n" +
+		"Host: 127.0.0.1\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + testKey + "\r\n" +
+		"Sec-WebSocket-Version: 13\r\n\r\n"
+}
+
+func acceptFor(key string) string {
+	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+// dialRaw connects a raw TCP client.
+func (ts *testServer) dialRaw() *rawClient {
+	ts.t.Helper()
+	c, err := net.DialTimeout("tcp", ts.addr, waitTimeout)
+	if err != nil {
+		ts.t.Fatalf("dial %s: %v", ts.addr, err)
+	}
+	tc := c.(*net.TCPConn)
+	ts.addCloser(func() { tc.Close() })
+	return &rawClient{t: ts.t, c: tc, br: bufio.NewReaderSize(tc, 64<<10)}
+}
+
+// openRaw connects a raw client and completes the opening handshake.
+func (ts *testServer) openRaw() *rawClient {
+	ts.t.Helper()
+	rc := ts.dialRaw()
+	rc.write([]byte(handshakeRequest("/")))
+	rc.expectUpgrade()
+	return rc
+}
+
+// serverClose is the server's OnClose for this client's connection.
+func (rc *rawClient) serverClose(r *recorder) closeEvent {
+	rc.t.Helper()
+	return r.waitCloseFrom(rc.t, rc.c.LocalAddr().String())
+}
+
+func (rc *rawClient) write(p []byte) {
+	rc.t.Helper()
+	rc.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+	if _, err := rc.c.Write(p); err != nil {
+		rc.t.Fatalf("raw write: %v", err)
+	}
+}
+
+// writeQuiet writes and ignores errors (the server may have closed already).
+func (rc *rawClient) writeQuiet(p []byte) {
+	rc.c.SetWriteDeadline(time.Now().Add(waitTimeout))
+	_, _ = rc.c.Write(p)
+}
+
+// readResponse reads an HTTP response head (and its body, if any).
+func (rc *rawClient) readResponse() (*http.Response, []byte) {
+	rc.t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		rc.t.Fatalf("reading HTTP response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		rc.t.Fatalf("reading HTTP response body (status %d): %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	return resp, body
+}
+
+// expectUpgrade reads a 101 response and checks it against RFC 6455 4.2.2.
+func (rc *rawClient) expectUpgrade() *http.Response {
+	rc.t.Helper()
+	resp, _ := rc.readResponse()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		rc.t.Fatalf("handshake status %d, want 101", resp.StatusCode)
+	}
+	if !strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") {
+		rc.t.Errorf("101 Upgrade header %q, want websocket", resp.Header.Get("Upgrade"))
+	}
+	if !strings.EqualFold(resp.Header.Get("Connection"), "upgrade") {
+		rc.t.Errorf("101 Connection header %q, want Upgrade", resp.Header.Get("Connection"))
+	}
+	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptFor(testKey); got != want {
+		rc.t.Errorf("Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	return resp
+}
+
+// Opcodes, spelled out here rather than taken from the code under test.
+const (
+	opCont   = 0x0
+	opText   = 0x1
+	opBinary = 0x2
+	opClose  = 0x8
+	opPing   = 0x9
+	opPong   = 0xA
+)
+
+// buildFrame encodes one frame: b0 is FIN|RSV|opcode, masked when mask is set
+// (with a fixed non-zero key so that unmasking is exercised).
+func buildFrame(b0 byte, mask bool, p []byte) []byte {
+	var f []byte
+	f = append(f, b0)
+	var mbit byte
+	if mask {
+		mbit = 0x80
+	}
+	switch n := len(p); {
+	case n <= 125:
+		f = append(f, mbit|byte(n))
+	case n <= 0xFFFF:
+		f = append(f, mbit|126, byte(n>>8), byte(n))
+	default:
+		f = append(f, mbit|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(n))
+	}
+	if !mask {
+		return append(f, p...)
+	}
+	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
+	f = append(f, key[:]...)
+	for i, b := range p {
+		f = append(f, b^key[i&3])
+	}
+	return f
+}
+
+// clientFrame is a masked frame with FIN set as given.
+func clientFrame(fin bool, op byte, p []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	return buildFrame(b0, true, p)
+}
+
+func closeBody(code uint16, reason string) []byte {
+	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
+}
+
+type rawFrame struct {
+	fin     bool
+	op      byte
+	payload []byte
+}
+
+// readFrame reads one server frame and checks what every server frame must
+// satisfy: unmasked, no RSV bits (no extension is negotiated), minimal length.
+func (rc *rawClient) readFrame() (rawFrame, error) {
+	rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	var h [2]byte
+	if _, err := io.ReadFull(rc.br, h[:]); err != nil {
+		return rawFrame{}, err
+	}
+	f := rawFrame{fin: h[0]&0x80 != 0, op: h[0] & 0x0F}
+	if h[0]&0x70 != 0 {
+		return f, fmt.Errorf("server frame with RSV bits %#x", h[0]&0x70)
+	}
+	if h[1]&0x80 != 0 {
+		return f, errors.New("server frame is masked")
+	}
+	n := uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(rc.br, b[:]); err != nil {
+			return f, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+		if n < 126 {
+			return f, fmt.Errorf("server frame length %d not minimally encoded", n)
+		}
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(rc.br, b[:]); err != nil {
+			return f, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+		if n <= 0xFFFF {
+			return f, fmt.Errorf("server frame length %d not minimally encoded", n)
+		}
+	}
+	if n > 64<<20 {
+		return f, fmt.Errorf("server frame length %d is absurd", n)
+	}
+	f.payload = make([]byte, n)
+	if _, err := io.ReadFull(rc.br, f.payload); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// mustFrame reads one frame or fails the test.
+func (rc *rawClient) mustFrame() rawFrame {
+	rc.t.Helper()
+	f, err := rc.readFrame()
+	if err != nil {
+		rc.t.Fatalf("reading a server frame: %v", err)
+	}
+	return f
+}
+
+// readMessage reads one data message, answering nothing; control frames other
+// than close are skipped; a close fails the test.
+func (rc *rawClient) readMessage() (op byte, p []byte) {
+	rc.t.Helper()
+	op = 0xFF
+	for {
+		f := rc.mustFrame()
+		switch f.op {
+		case opPing, opPong:
+			continue
+		case opClose:
+			rc.t.Fatalf("got close %v while waiting for a message", describeClose(f.payload))
+		case opCont:
+			if op == 0xFF {
+				rc.t.Fatalf("continuation frame without a message start")
+			}
+		default:
+			if op != 0xFF {
+				rc.t.Fatalf("new data frame (op %d) inside a fragmented message", f.op)
+			}
+			op = f.op
+		}
+		p = append(p, f.payload...)
+		if f.fin {
+			return op, p
+		}
+	}
+}
+
+func describeClose(p []byte) string {
+	if len(p) < 2 {
+		return fmt.Sprintf("close with %d-byte body", len(p))
+	}
+	return fmt.Sprintf("close %d %q", binary.BigEndian.Uint16(p), p[2:])
+}
+
+// expectClose reads frames until a close frame (data frames before it are an
+// error unless skipData), checks its code, answers it with the same code, and
+// then expects the server to close TCP.
+func (rc *rawClient) expectClose(code uint16, skipData bool) (reason string) {
+	rc.t.Helper()
+	for {
+		f := rc.mustFrame()
+		if f.op != opClose {
+			if f.op == opPing || f.op == opPong || skipData {
+				continue
+			}
+			rc.t.Fatalf("got frame op %d (%q), want close %d", f.op, trunc(f.payload), code)
+		}
+		if len(f.payload) < 2 {
+			rc.t.Fatalf("got %s, want close %d", describeClose(f.payload), code)
+		}
+		if got := binary.BigEndian.Uint16(f.payload); got != uint16(code) {
+			rc.t.Fatalf("got %s, want close %d", describeClose(f.payload), code)
+		}
+		reason = string(f.payload[2:])
+		rc.writeQuiet(clientFrame(true, opClose, closeBody(code, "")))
+		rc.expectEOF()
+		return reason
+	}
+}
+
+// expectEOF expects the server to close the connection with nothing more sent.
+func (rc *rawClient) expectEOF() {
+	rc.t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	var b [512]byte
+	n, err := rc.br.Read(b[:])
+	if n > 0 {
+		rc.t.Fatalf("got %d more bytes (%q) where the server should have closed the connection", n, b[:n])
+	}
+	if !isClosedErr(err) {
+		rc.t.Fatalf("want the server to close the connection, read returned %v", err)
+	}
+}
+
+func isClosedErr(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "reset by peer")
+}
+
+func trunc(p []byte) string {
+	if len(p) > 64 {
+		return string(p[:64]) + "..."
+	}
+	return string(p)
+}
+
+// payload returns n deterministic bytes: valid UTF-8 text (with multi-byte
+// runes) when text is set, arbitrary bytes otherwise.
+func payload(n int, text bool, seed int) []byte {
+	p := make([]byte, 0, n)
+	if text {
+		runes := []string{"a", "é", "€", "𝄞", "z", " ", "ß"}
+		for i := seed; len(p) < n; i++ {
+			r := runes[i%len(runes)]
+			if len(p)+len(r) > n {
+				r = "x"
+			}
+			p = append(p, r...)
+		}
+		return p
+	}
+	x := uint32(seed*2654435761 + 1)
+	for len(p) < n {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		p = append(p, byte(x))
+	}
+	return p
+}
+
+// equalOrDescribe returns "" when a and b are equal, else where they differ.
+func equalOrDescribe(got, want []byte) string {
+	if bytes.Equal(got, want) {
+		return ""
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("length %d, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return fmt.Sprintf("first difference at byte %d: %#x, want %#x", i, got[i], want[i])
+		}
+	}
+	return "?"
+}

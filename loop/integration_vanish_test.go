@@ -1,0 +1,97 @@
+package loop_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
+)
+
+// TestIntegrationVanish: clients that disappear without a close handshake, at
+// awkward moments (mid-frame, with a reset, mid-handshake). The server reports
+// each opened one with OnClose(1006) exactly once and holds nothing after.
+func TestIntegrationVanish(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+			o.Session.HandshakeTimeout = 300 * time.Millisecond
+		})
+		half := func() []byte {
+			f := clientFrame(true, opBinary, payload(200, false, 9))
+			return f[:len(f)/2]
+		}
+		cases := []struct {
+			name  string
+			reset bool
+			send  func(rc *rawClient)
+		}{
+			{"half frame then FIN", false, func(rc *rawClient) { rc.write(half()) }},
+			{"half frame then RST", true, func(rc *rawClient) { rc.write(half()) }},
+			{"half header then FIN", false, func(rc *rawClient) { rc.write([]byte{0x82}) }},
+			{"mid fragmented message then RST", true, func(rc *rawClient) {
+				rc.write(clientFrame(false, opText, []byte("part one")))
+			}},
+			{"idle then RST", true, func(rc *rawClient) {}},
+			{"after an echo then FIN", false, func(rc *rawClient) {
+				rc.write(clientFrame(true, opText, []byte("x")))
+				rc.readMessage()
+			}},
+		}
+		for _, tc := range cases {
+			rc := ts.openRaw()
+			rc.t = t
+			tc.send(rc)
+			if tc.reset {
+				rc.c.SetLinger(0)
+			}
+			local := rc.c.LocalAddr().String()
+			rc.c.Close()
+			ev := ts.rec.waitCloseFrom(t, local)
+			if ev.code != session.StatusAbnormal {
+				t.Errorf("%s: OnClose code %d, want 1006", tc.name, ev.code)
+			}
+		}
+
+		// Vanishing during the handshake: nothing opens, nothing is held.
+		rc := ts.dialRaw()
+		rc.write([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgra"))
+		rc.c.Close()
+		rc = ts.dialRaw()
+		rc.c.SetLinger(0)
+		rc.c.Close()
+		// A slow client that never finishes its request is cut off by the
+		// handshake timeout (slowloris guard).
+		slow := ts.dialRaw()
+		slow.write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
+		slow.expectEOFOrResponse()
+
+		waitFor(t, "Conns() == 0 after every client vanished", func() bool { return ts.srv.Conns() == 0 })
+		if n := ts.rec.opened(); n != len(cases) {
+			t.Errorf("OnOpen called %d times, want %d", n, len(cases))
+		}
+		ts.shutdown()
+		ts.closeClients()
+		ts.checkLeaks()
+		if n := ts.rec.closedCount(); n != len(cases) {
+			t.Errorf("OnClose called %d times in all, want %d (one per opened connection)", n, len(cases))
+		}
+	})
+}
+
+// expectEOFOrResponse expects the server to give up on a connection: either
+// an HTTP error response followed by the close, or just the close.
+func (rc *rawClient) expectEOFOrResponse() {
+	rc.t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := rc.br.Peek(1); err != nil {
+		if !isClosedErr(err) {
+			rc.t.Fatalf("want the server to close an unfinished handshake, read returned %v", err)
+		}
+		return
+	}
+	resp, _ := rc.readResponse()
+	if resp.StatusCode < 400 {
+		rc.t.Fatalf("unfinished handshake answered with %d", resp.StatusCode)
+	}
+	rc.expectEOF()
+}

@@ -1,0 +1,185 @@
+//go:build darwin || freebsd || netbsd || openbsd
+
+package loop
+
+import (
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller is one loop's readiness notifier on kqueue. kevent reports the fd
+// (Ident), not a user token we can trust on every BSD (Udata is a pointer on
+// some), so the poller keeps its own fd-to-token table.
+type poller struct {
+	kq      int
+	tokens  []int32 // by fd; only fds registered here are meaningful
+	events  []unix.Kevent_t
+	changes []unix.Kevent_t
+	waker
+}
+
+func newPoller() (*poller, error) {
+	kq, err := unix.Kqueue()
+	if err != nil {
+		return nil, os.NewSyscallError("kqueue", err)
+	}
+	unix.CloseOnExec(kq)
+	p := &poller{kq: kq, events: make([]unix.Kevent_t, 256)}
+	if err := p.initWake(); err != nil {
+		unix.Close(kq)
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *poller) setToken(fd int, token int32) {
+	for fd >= len(p.tokens) {
+		p.tokens = append(p.tokens, 0)
+	}
+	p.tokens[fd] = token
+}
+
+// ctl applies read and write interest; the filters are added once and then
+// only enabled or disabled.
+func (p *poller) ctl(fd int, read, write bool, add bool) error {
+	flag := func(on bool) int {
+		f := unix.EV_DISABLE
+		if on {
+			f = unix.EV_ENABLE
+		}
+		if add {
+			f |= unix.EV_ADD
+		}
+		return f
+	}
+	p.changes = p.changes[:0]
+	var r, w unix.Kevent_t
+	unix.SetKevent(&r, fd, unix.EVFILT_READ, flag(read))
+	unix.SetKevent(&w, fd, unix.EVFILT_WRITE, flag(write))
+	p.changes = append(p.changes, r, w)
+	for {
+		_, err := unix.Kevent(p.kq, p.changes, nil, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("kevent", err)
+		}
+		return nil
+	}
+}
+
+func (p *poller) add(fd int, token int32, read, write bool) error {
+	p.setToken(fd, token)
+	return p.ctl(fd, read, write, true)
+}
+
+func (p *poller) mod(fd int, token int32, read, write bool) error {
+	p.setToken(fd, token)
+	return p.ctl(fd, read, write, false)
+}
+
+func (p *poller) del(fd int) error {
+	var ch [2]unix.Kevent_t
+	unix.SetKevent(&ch[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
+	unix.SetKevent(&ch[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
+	_, err := unix.Kevent(p.kq, ch[:], nil, nil)
+	if err != nil && err != unix.ENOENT {
+		return os.NewSyscallError("kevent", err)
+	}
+	return nil
+}
+
+func (p *poller) wait(msec int) (int, error) {
+	var ts *unix.Timespec
+	var t unix.Timespec
+	if msec >= 0 {
+		t = unix.NsecToTimespec(int64(msec) * 1e6)
+		ts = &t
+	}
+	n, err := unix.Kevent(p.kq, nil, p.events, ts)
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("kevent", err)
+	}
+	return n, nil
+}
+
+func (p *poller) event(i int) (token int32, readable, writable bool) {
+	e := &p.events[i]
+	if p.isWake(e) {
+		return tokenWake, true, false
+	}
+	fd := int(e.Ident)
+	if fd >= len(p.tokens) {
+		return tokenNone, false, false
+	}
+	hup := e.Flags&(unix.EV_EOF|unix.EV_ERROR) != 0
+	switch int(e.Filter) {
+	case unix.EVFILT_READ:
+		return p.tokens[fd], true, hup
+	case unix.EVFILT_WRITE:
+		return p.tokens[fd], hup, true
+	}
+	return tokenNone, false, false
+}
+
+func (p *poller) close() error {
+	p.closeWake()
+	return unix.Close(p.kq)
+}
+
+// newSocket returns a non-blocking, close-on-exec stream socket.
+func newSocket(family int) (int, error) {
+	syscall.ForkLock.RLock()
+	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("setnonblock", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_NOSIGPIPE, 1)
+	return fd, nil
+}
+
+// reusePortListeners: the BSDs do not balance connections over SO_REUSEPORT
+// sockets, so one listener is shared by every loop's kqueue (a few spurious
+// EAGAINs on accept are the price).
+const reusePortListeners = false
+
+// accept takes one pending connection as a non-blocking, close-on-exec socket.
+func accept(lfd int) (int, error) {
+	for {
+		syscall.ForkLock.RLock()
+		fd, _, err := unix.Accept(lfd)
+		if err == nil {
+			unix.CloseOnExec(fd)
+		}
+		syscall.ForkLock.RUnlock()
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_NOSIGPIPE, 1)
+		return fd, nil
+	}
+}
+
+// bindNoPort does nothing on the BSDs: the port is chosen at bind.
+func bindNoPort(fd int) {}

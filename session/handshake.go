@@ -1,0 +1,285 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/wsloop/wsloop/codec"
+)
+
+// The opening handshake. A head that arrives whole in one Feed is parsed in
+// place; otherwise its bytes are kept in a pooled buffer until the blank
+// line arrives (at most MaxRequestHeader bytes). Bytes behind the head in the
+// same Feed are frames and are fed on once the connection is open.
+
+// keyLen is the length of a Sec-WebSocket-Key; a client keeps its key at the
+// start of buf until the response is checked.
+const keyLen = 24
+
+// feedRequest (server) consumes request bytes; it returns the bytes that
+// follow a complete head once the connection is open, nil otherwise.
+func (c *Conn) feedRequest(p []byte, now int64) []byte {
+	limit := c.cfg.maxRequestHeader()
+	var req codec.Request
+	if c.buf == nil {
+		n, err := codec.ParseRequest(p, limit, &req)
+		if err != nil {
+			c.rejectHTTP(err)
+			return nil
+		}
+		if n > 0 {
+			c.serveRequest(&req, now)
+			return p[n:]
+		}
+		if len(p) >= limit {
+			c.rejectHTTP(errHeadTooLarge)
+			return nil
+		}
+		c.buf = getBuf(len(p))
+		*c.buf = append(*c.buf, p...)
+		return nil
+	}
+	old := len(*c.buf)
+	take := p[:min(len(p), limit-old)]
+	c.buf = growBuf(c.buf, old+len(take), 0)
+	*c.buf = append(*c.buf, take...)
+	// The head can only end in a Feed that brings a line feed.
+	if bytes.IndexByte(take, '\n') >= 0 {
+		n, err := codec.ParseRequest(*c.buf, limit, &req)
+		if err != nil {
+			c.rejectHTTP(err)
+			return nil
+		}
+		if n > 0 {
+			c.serveRequest(&req, now) // req aliases buf: release after
+			putBuf(c.buf)
+			c.buf = nil
+			return p[n-old:]
+		}
+	}
+	if len(*c.buf) >= limit {
+		c.rejectHTTP(errHeadTooLarge)
+	}
+	return nil
+}
+
+var errHeadTooLarge = &codec.HTTPError{Status: 431, Reason: "request header fields too large"}
+
+// rejectHTTP answers a refused request and closes the connection.
+func (c *Conn) rejectHTTP(err error) {
+	he, ok := err.(*codec.HTTPError)
+	if !ok {
+		he = &codec.HTTPError{Status: 400, Reason: err.Error()}
+	}
+	sb := getBuf(256 + len(he.Reason) + len(he.Header))
+	*sb = codec.AppendErrorResponse(*sb, he)
+	_ = c.write(*sb)
+	putBuf(sb)
+	c.closeTransport()
+}
+
+// serveRequest decides a complete request head.
+func (c *Conn) serveRequest(req *codec.Request, now int64) {
+	cfg := c.cfg
+	if !req.Upgrade {
+		if cfg.HTTP == nil {
+			c.rejectHTTP(&codec.HTTPError{Status: 426, Reason: "this endpoint speaks WebSocket only", Header: "Upgrade: websocket"})
+			return
+		}
+		c.state = StateHTTP
+		c.t.SetTimer(0) // the application answers in its own time
+		r := Request{req: req, remote: c.t.RemoteAddr()}
+		c.callHTTP(&r)
+		return
+	}
+	if err := req.CheckUpgrade(); err != nil {
+		c.rejectHTTP(err)
+		return
+	}
+	var acc Accept
+	if cfg.Upgrade != nil {
+		r := Request{req: req, remote: c.t.RemoteAddr()}
+		var err error
+		acc, err = c.callUpgrade(&r)
+		if err != nil {
+			he := &codec.HTTPError{Status: 403, Reason: "forbidden"}
+			if re, ok := err.(*RejectError); ok {
+				he.Reason, he.Header = re.Message, re.Header
+				if re.Status >= 400 && re.Status <= 599 {
+					he.Status = re.Status
+				}
+			} else if pe, ok := err.(*upgradePanic); ok {
+				he.Status, he.Reason = 500, pe.Error()
+			}
+			c.rejectHTTP(he)
+			return
+		}
+	}
+	h := acc.Handler
+	if h == nil {
+		h = cfg.Handler
+	}
+	if h == nil {
+		c.rejectHTTP(&codec.HTTPError{Status: 500, Reason: "no handler for this connection"})
+		return
+	}
+	proto := acc.Protocol
+	if proto != "" {
+		if !offered(req, proto) {
+			c.rejectHTTP(&codec.HTTPError{Status: 500, Reason: "the upgrade hook chose a subprotocol the client did not offer"})
+			return
+		}
+	} else {
+		for _, p := range cfg.Protocols {
+			if offered(req, p) {
+				proto = p
+				break
+			}
+		}
+	}
+	sb := getBuf(256 + len(proto) + len(acc.Header))
+	*sb = codec.AppendUpgradeResponse(*sb, req.Key, proto, acc.Header)
+	err := c.write(*sb)
+	putBuf(sb)
+	if err != nil {
+		return
+	}
+	c.h, c.value, c.proto = h, acc.Value, proto
+	c.open(now)
+}
+
+// open enters StateOpen after a successful handshake.
+func (c *Conn) open(now int64) {
+	c.state = StateOpen
+	c.flags |= fOpened
+	if c.cfg.Stats != nil {
+		c.cfg.Stats.Opened.Add(1)
+	}
+	c.arm(now)
+	defer c.recoverHandler()
+	c.h.OnOpen(c)
+}
+
+// offered reports whether the client listed protocol p.
+func offered(req *codec.Request, p string) bool {
+	found := false
+	req.EachProtocol(func(tok []byte) bool {
+		found = string(tok) == p
+		return !found
+	})
+	return found
+}
+
+type upgradePanic struct{ v any }
+
+func (e *upgradePanic) Error() string { return fmt.Sprintf("upgrade hook panic: %v", e.v) }
+
+// callUpgrade runs the upgrade hook; a panic becomes an *upgradePanic.
+func (c *Conn) callUpgrade(r *Request) (acc Accept, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if c.cfg.Stats != nil {
+				c.cfg.Stats.Panics.Add(1)
+			}
+			acc, err = Accept{}, &upgradePanic{v}
+		}
+	}()
+	return c.cfg.Upgrade(r)
+}
+
+// callHTTP runs the plain-HTTP hook; after a panic the request gets a 500
+// unless the hook already answered.
+func (c *Conn) callHTTP(r *Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if c.cfg.Stats != nil {
+				c.cfg.Stats.Panics.Add(1)
+			}
+			if c.state == StateHTTP && c.flags&fTClosed == 0 {
+				c.rejectHTTP(&codec.HTTPError{Status: 500, Reason: "internal server error"})
+			}
+		}
+	}()
+	c.cfg.HTTP(c, r)
+}
+
+// feedResponse (client) consumes response bytes; like feedRequest it returns
+// the bytes behind a complete head once the connection is open.
+func (c *Conn) feedResponse(p []byte, now int64) []byte {
+	limit := c.cfg.maxRequestHeader()
+	var res codec.Response
+	old := len(*c.buf) - keyLen
+	if old == 0 {
+		n, err := codec.ParseResponse(p, limit, (*c.buf)[:keyLen], &res)
+		if err != nil {
+			c.handshakeFailed(err)
+			return nil
+		}
+		if n > 0 {
+			c.acceptResponse(&res, now)
+			return p[n:]
+		}
+	}
+	take := p[:min(len(p), limit-old)]
+	c.buf = growBuf(c.buf, keyLen+old+len(take), 0)
+	*c.buf = append(*c.buf, take...)
+	if old > 0 && bytes.IndexByte(take, '\n') >= 0 {
+		n, err := codec.ParseResponse((*c.buf)[keyLen:], limit, (*c.buf)[:keyLen], &res)
+		if err != nil {
+			c.handshakeFailed(err)
+			return nil
+		}
+		if n > 0 {
+			c.acceptResponse(&res, now)
+			return p[n-old:]
+		}
+	}
+	if len(*c.buf)-keyLen >= limit {
+		c.handshakeFailed(&codec.HTTPError{Reason: "response head too large"})
+	}
+	return nil
+}
+
+// acceptResponse opens a client connection whose response passed the checks.
+func (c *Conn) acceptResponse(res *codec.Response, now int64) {
+	chosen := ""
+	if len(res.Protocol) > 0 {
+		for offers := c.proto; offers != ""; {
+			var o string
+			o, offers, _ = strings.Cut(offers, ",")
+			if o == string(res.Protocol) {
+				chosen = o
+				break
+			}
+		}
+		if chosen == "" {
+			c.handshakeFailed(&codec.HTTPError{Status: res.Status, Reason: "the server chose a subprotocol the client did not offer"})
+			return
+		}
+	}
+	c.proto = chosen
+	putBuf(c.buf)
+	c.buf = nil
+	c.open(now)
+}
+
+// handshakeFailed ends a client connection whose handshake failed.
+func (c *Conn) handshakeFailed(err error) {
+	he := &HandshakeError{Reason: err.Error()}
+	if e, ok := err.(*codec.HTTPError); ok {
+		he.Status, he.Reason = e.Status, e.Reason
+	}
+	c.report(StatusAbnormal, "", he)
+	c.closeTransport()
+}
+
+func joinProtocols(ps []string) string {
+	switch len(ps) {
+	case 0:
+		return ""
+	case 1:
+		return ps[0]
+	}
+	return strings.Join(ps, ",")
+}
