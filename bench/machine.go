@@ -19,6 +19,20 @@ type Machine struct {
 	MemTotal  string `json:"mem_total"`
 }
 
+// LoadAvg returns the first three fields of /proc/loadavg ("1.02 0.87 0.55"),
+// or "unknown": other work on the machine skews absolute figures.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // ReadMachine gathers the machine's description; what cannot be read is
 // "unknown".
 func ReadMachine(ctx context.Context, root string) Machine {

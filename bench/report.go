@@ -184,6 +184,7 @@ func (p *page) render(charts map[string]string) {
 	mt.Add("commit", commit)
 	mt.Add("date", res.Start.Format("2006-01-02 15:04 UTC"))
 	mt.Add("duration", res.End.Sub(res.Start).Round(time.Second).String())
+	mt.Add("load average (1, 5, 15 min)", fmt.Sprintf("%s at the start, %s at the end", res.LoadBefore, res.LoadAfter))
 	mt.Add("command", "`"+cfg.Command+"`")
 	mt.Add("repetitions", fmt.Sprintf("%d, interleaved", cfg.Reps))
 	mt.Header = []string{"machine and run", ""}
@@ -352,10 +353,15 @@ func (p *page) broadcast(charts map[string]string) {
 	}
 	c := cs[0]
 	p.f("## Broadcast\n\n")
-	p.f("%s subscribers join the chat room `/ws/chat?room=bench`; one more wsload connection publishes %d timestamped messages at %g per second, "+
-		"and the server sends each to every member. Latency is from publishing to delivery at a subscriber; "+
-		"deliveries per second count intact deliveries over the traffic time, every one accounted for.\n\n",
-		FormatCount(float64(c.Load.Conns)), c.Load.Messages, c.Load.Rate)
+	p.f("%s subscribers of the server-push endpoint `/ws/push` receive a reading every %s for %s: each reading is encoded once by the server "+
+		"and sent to every subscriber (a new subscriber first gets the latest reading). "+
+		"Latency is from the reading's time stamp (millisecond precision, set by the server just before it publishes) to delivery at a subscriber; "+
+		"deliveries per second count intact deliveries over the traffic time, every sequence number accounted for.\n\n",
+		FormatCount(float64(c.Load.Conns)), p.res.PushInterval, c.Load.Duration)
+	p.f("Deliveries per second are the offered load (subscribers divided by the interval) unless a server falls behind; " +
+		"the figures that tell servers apart are latency and CPU per delivery. " +
+		"wsload times every reading with a stamp, including the one each subscriber gets on subscribing, which can be up to " +
+		"one interval old: that tail shows in p99.\n\n")
 	t := Table{Header: []string{"server", "deliveries/s", "vs gorilla", "p50", "p99", "vs gorilla (p99)", "CPU-s per million deliveries", "vs gorilla"}}
 	for _, s := range p.cfg.Servers {
 		t.Add(s.Label,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -139,6 +140,9 @@ type Results struct {
 	Machine      Machine       `json:"machine"`
 	Start        time.Time     `json:"start"`
 	End          time.Time     `json:"end"`
+	PushInterval string        `json:"push_interval"`
+	LoadBefore   string        `json:"loadavg_before"`
+	LoadAfter    string        `json:"loadavg_after"`
 	Measurements []Measurement `json:"measurements"`
 	Failures     []string      `json:"failures"`
 }
@@ -190,11 +194,33 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, err
 		}
 	}
-	res := &Results{Start: time.Now().UTC()}
+	res := &Results{Start: time.Now().UTC(), LoadBefore: LoadAvg()}
 	res.Machine = ReadMachine(ctx, cfg.Root)
 	if err := buildAll(ctx, cfg.Root, binDir, cfg.Servers, log); err != nil {
 		return nil, err
 	}
+
+	// Every server must push at the same interval: the configured one when
+	// all take -push-interval, else their common default of one second.
+	pushArgs := map[string][]string{}
+	if slices.Contains(cfg.Scenarios, ScenarioBroadcast) {
+		all := true
+		takes := map[string]bool{}
+		for _, s := range cfg.Servers {
+			takes[s.Name] = takesFlag(ctx, binPath(binDir, s.Binary), "push-interval")
+			all = all && takes[s.Name]
+		}
+		if !all {
+			log.Warn("a server lacks -push-interval: every server pushes once a second", "wanted", cfg.PushInterval)
+			cfg.PushInterval = time.Second
+		}
+		for _, s := range cfg.Servers {
+			if takes[s.Name] {
+				pushArgs[s.Name] = []string{"-push-interval", cfg.PushInterval.String()}
+			}
+		}
+	}
+	res.PushInterval = cfg.PushInterval.String()
 
 	cases := cfg.cases()
 	total := len(cases) * cfg.Reps * len(cfg.Servers)
@@ -213,7 +239,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				done++
 				log.Info("run", "n", fmt.Sprintf("%d/%d", done, total), "case", c.ID, "rep", rep, "server", s.Name)
 				m := Measurement{Case: c.ID, Server: s.Name, Rep: rep}
-				metrics, err := runOne(ctx, &cfg, c, s, binDir, logDir, work, log)
+				var extra []string
+				if c.Scenario == ScenarioBroadcast {
+					extra = pushArgs[s.Name]
+				}
+				metrics, err := runOne(ctx, &cfg, c, s, extra, binDir, logDir, work, log)
 				m.Metrics = finite(metrics)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -231,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 	}
 	res.End = time.Now().UTC()
+	res.LoadAfter = LoadAvg()
 	res.Failures = append(res.Failures, emptyRows(&cfg, cases, res)...)
 	if err := writeReport(&cfg, cases, res); err != nil {
 		return res, err
@@ -268,8 +299,8 @@ func primaryMetric(scenario string) string {
 }
 
 // runOne starts a fresh server, drives it with wsload and reads its costs.
-func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir, logDir, tmpDir string, log *slog.Logger) (map[string]float64, error) {
-	p, err := startServer(ctx, s, binDir, logDir, log)
+func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, extra []string, binDir, logDir, tmpDir string, log *slog.Logger) (map[string]float64, error) {
+	p, err := startServer(ctx, s, extra, binDir, logDir, log)
 	if err != nil {
 		return nil, err
 	}

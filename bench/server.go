@@ -97,13 +97,13 @@ func freePort() (int, error) {
 
 // startServer starts spec's binary on a fresh port and returns once the
 // port accepts connections.
-func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
+func startServer(ctx context.Context, spec ServerSpec, extra []string, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append([]string{"-addr", addr}, spec.Args...)
+	args := append(append([]string{"-addr", addr}, spec.Args...), extra...)
 	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
 	if err != nil {
 		return nil, err
@@ -181,6 +181,15 @@ func (p *serverProc) logTail() string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
+}
+
+// takesFlag reports whether a binary lists flag (without its dash) in its -h
+// output, for options that not every version of a server has.
+func takesFlag(ctx context.Context, bin, flag string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, "-h").CombinedOutput() // -h exits 0 or 2
+	return bytes.Contains(out, []byte("-"+flag+" ")) || bytes.Contains(out, []byte("-"+flag+"\n"))
 }
 
 // runtimeVars is what a server's /debug/vars (expvar) tells about its Go runtime.

@@ -1,8 +1,10 @@
 package codec
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"net/http"
 	"testing"
 	"unicode/utf8"
 
@@ -64,6 +66,12 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		if got := AppendHeader(nil, h); !bytes.Equal(got, p[:n]) || HeaderSize(h) != n {
 			t.Fatalf("round trip: %x, want %x (size %d)", got, p[:n], HeaderSize(h))
+		}
+		// gobwas/ws's blocking reader agrees on what it decodes.
+		r := bytes.NewReader(p)
+		gh, gerr := ws.ReadHeader(r)
+		if gerr != nil || gh != h || int(r.Size())-r.Len() != n {
+			t.Fatalf("gobwas: %+v %v, ours: %+v", gh, gerr, h)
 		}
 	})
 }
@@ -272,6 +280,37 @@ func FuzzUTF8(f *testing.F) {
 		}
 		if bad < len(p) && canBeValidPrefix(p[:bad+1]) {
 			t.Fatalf("%x: rejected byte %d too early", p, bad)
+		}
+	})
+}
+
+// FuzzParseRequestNetHTTP checks ParseRequest against net/http: a request
+// this package accepts as a valid WebSocket upgrade must be one net/http reads
+// the same way (method, target, Host, key, version).
+func FuzzParseRequestNetHTTP(f *testing.F) {
+	for _, s := range []string{chromeRequest, firefoxRequest,
+		"GET / HTTP/1.1\nHost: a\nUpgrade: websocket\nConnection: upgrade\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\n",
+		upgradeRequest(nil, "GET", "HTTP/1.1")} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var req Request
+		n, err := ParseRequest(p, 0, &req)
+		if err != nil || n == 0 || req.CheckUpgrade() != nil {
+			return
+		}
+		hr, herr := http.ReadRequest(bufio.NewReader(bytes.NewReader(p[:n])))
+		if herr != nil {
+			t.Fatalf("net/http rejects an upgrade we accept: %v\n%q", herr, p[:n])
+		}
+		switch {
+		case hr.Method != string(req.Method),
+			hr.RequestURI != string(req.Target),
+			hr.Host != string(req.Host),
+			hr.Header.Get("Sec-WebSocket-Key") != string(req.Key),
+			hr.Header.Get("Sec-WebSocket-Version") != string(req.Version),
+			hr.ProtoMajor != req.Major || hr.ProtoMinor != req.Minor:
+			t.Fatalf("net/http reads %q differently: %+v", p[:n], hr)
 		}
 	})
 }

@@ -34,6 +34,7 @@ var (
 	errOldHTTP         = &HTTPError{Status: 400, Reason: "websocket upgrade needs HTTP/1.1"}
 	errNotUpgrade      = &HTTPError{Status: 400, Reason: "not a websocket upgrade (Upgrade: websocket and Connection: Upgrade)"}
 	errNoHost          = &HTTPError{Status: 400, Reason: "missing Host header"}
+	errTarget          = &HTTPError{Status: 400, Reason: "request-target is not a path or an http(s)/ws(s) URI"}
 	errBadKey          = &HTTPError{Status: 400, Reason: "Sec-WebSocket-Key is not 16 bytes in base64"}
 	errDuplicateKey    = &HTTPError{Status: 400, Reason: "duplicate Sec-WebSocket-Key header"}
 	errWSVersion       = &HTTPError{Status: 426, Reason: "unsupported Sec-WebSocket-Version", Header: "Sec-WebSocket-Version: 13"}
@@ -47,7 +48,7 @@ var (
 type Request struct {
 	Method []byte
 	Target []byte // request-target as sent
-	Path   []byte // Target up to '?'
+	Path   []byte // Target up to '?'; for an absolute-form target, its path ("/" when empty)
 	Query  []byte // after '?', without it
 	Major  int    // HTTP version
 	Minor  int
@@ -155,12 +156,56 @@ func (r *Request) parseRequestLine(line []byte) error {
 		return errHTTPVersion
 	}
 	r.Major, r.Minor = major, minor
-	r.Path = r.Target
-	if q := bytes.IndexByte(r.Target, '?'); q >= 0 {
-		r.Path, r.Query = r.Target[:q], r.Target[q+1:]
+	uri := r.Target
+	if q := bytes.IndexByte(uri, '?'); q >= 0 {
+		uri, r.Query = uri[:q], uri[q+1:]
+	}
+	switch {
+	case len(uri) > 0 && uri[0] == '/': // origin-form, the usual one
+		r.Path = uri
+	case string(r.Method) == "CONNECT" || string(r.Target) == "*":
+		// authority-form and asterisk-form: no path.
+	case schemeLen(uri) > 0: // absolute-form (RFC 9112 3.2.2)
+		r.Path = absolutePath(uri[schemeLen(uri)+1:])
+	default:
+		return errRequestLine
 	}
 	return nil
 }
+
+// schemeLen returns the length of the URI scheme that starts u when a ':'
+// follows it (RFC 3986 3.1), else 0.
+func schemeLen(u []byte) int {
+	for i, c := range u {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'):
+		case i > 0 && c == ':':
+			return i
+		default:
+			return 0
+		}
+	}
+	return 0
+}
+
+// absolutePath returns the path of an absolute URI after its "scheme:",
+// without the query: what follows "//authority", or "/" when that is empty.
+func absolutePath(hier []byte) []byte {
+	if len(hier) >= 2 && hier[0] == '/' && hier[1] == '/' {
+		hier = hier[2:]
+		if i := bytes.IndexByte(hier, '/'); i >= 0 {
+			return hier[i:]
+		}
+		return rootPath
+	}
+	if len(hier) == 0 {
+		return rootPath
+	}
+	return hier
+}
+
+var rootPath = []byte("/")
 
 // parseVersion reads "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3).
 func parseVersion(v []byte) (major, minor int, ok bool) {
@@ -177,8 +222,9 @@ func parseVersion(v []byte) (major, minor int, ok bool) {
 // a Sec-WebSocket-Key that does not decode to 16 bytes, 426 with
 // "Sec-WebSocket-Version: 13" for another version.
 //
-// A request whose Upgrade is false, or that repeats Sec-WebSocket-Key, also
-// gets a 400. A missing Sec-WebSocket-Version counts as another version.
+// A request whose Upgrade is false, that repeats Sec-WebSocket-Key, or whose
+// target is neither a path nor an absolute http(s)/ws(s) URI also gets a
+// 400. A missing Sec-WebSocket-Version counts as another version.
 func (r *Request) CheckUpgrade() error {
 	switch {
 	case !r.Upgrade:
@@ -187,6 +233,8 @@ func (r *Request) CheckUpgrade() error {
 		return errMethod
 	case r.Major < 1 || r.Major == 1 && r.Minor < 1:
 		return errOldHTTP
+	case !upgradeTarget(r.Target):
+		return errTarget
 	case !r.hasHost || len(r.Host) == 0:
 		return errNoHost
 	case r.dupKey:
@@ -197,6 +245,21 @@ func (r *Request) CheckUpgrade() error {
 		return errWSVersion
 	}
 	return nil
+}
+
+// upgradeTarget reports whether target may name a WebSocket resource
+// (RFC 6455 4.1, 3): a path, or an absolute http, https, ws or wss URI.
+func upgradeTarget(target []byte) bool {
+	if len(target) > 0 && target[0] == '/' {
+		return true
+	}
+	n := schemeLen(target)
+	if n == 0 || !bytes.HasPrefix(target[n:], []byte("://")) {
+		return false
+	}
+	scheme := target[:n]
+	return equalFold(scheme, "http") || equalFold(scheme, "https") ||
+		equalFold(scheme, "ws") || equalFold(scheme, "wss")
 }
 
 // validKey reports whether key is base64 for exactly 16 bytes.

@@ -271,6 +271,10 @@ func TestParseRequestMalformed(t *testing.T) {
 		{"GET / FOO/1.1\r\n\r\n", 505},
 		{"GET / http/1.1\r\n\r\n", 505},
 		{"GET / HTTP/1.1 \r\n\r\n", 505},
+		{"GET 1 HTTP/1.1\r\n\r\n", 400}, // found by FuzzParseRequestNetHTTP
+		{"GET ?x HTTP/1.1\r\n\r\n", 400},
+		{"GET :x HTTP/1.1\r\n\r\n", 400},
+		{"GET 1a:/ HTTP/1.1\r\n\r\n", 400},
 	}
 	for _, c := range cases {
 		var req Request
@@ -531,5 +535,42 @@ func TestEachExtensionQuoted(t *testing.T) {
 	req.EachProtocol(func(tok []byte) bool { protos = append(protos, string(tok)); return true })
 	if got := strings.Join(protos, "|"); got != "p1|p2|p3" {
 		t.Fatalf("protocols = %s", got)
+	}
+}
+
+func TestParseRequestTargetForms(t *testing.T) {
+	cases := []struct{ target, path, query string }{
+		{"/", "/", ""},
+		{"/a/b?c=d?e", "/a/b", "c=d?e"},
+		{"/?", "/", ""},
+		{"http://example.com/chat?x=1", "/chat", "x=1"},
+		{"ws://example.com", "/", ""},
+		{"wss://example.com?q", "/", "q"},
+		{"urn:isbn:123", "isbn:123", ""},
+		{"*", "", ""},
+	}
+	for _, c := range cases {
+		req := mustParse(t, "OPTIONS "+c.target+" HTTP/1.1\r\nHost: h\r\n\r\n")
+		if string(req.Target) != c.target || string(req.Path) != c.path || string(req.Query) != c.query {
+			t.Errorf("%q: Path %q Query %q", c.target, req.Path, req.Query)
+		}
+	}
+	req := mustParse(t, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+	if string(req.Target) != "example.com:443" || req.Path != nil {
+		t.Errorf("CONNECT: Target %q Path %q", req.Target, req.Path)
+	}
+	// Upgrades accept a path or an absolute http(s)/ws(s) URI only.
+	for target, ok := range map[string]bool{
+		"/chat": true, "http://h/chat": true, "HTTPS://h": true, "ws://h/x?y": true, "wss://h": true,
+		"ftp://h/": false, "*": false, "urn:x": false, "http:/x": false,
+	} {
+		raw := strings.Replace(upgradeRequest(nil, "GET", "HTTP/1.1"), "GET / ", "GET "+target+" ", 1)
+		err := mustParse(t, raw).CheckUpgrade()
+		if ok && err != nil {
+			t.Errorf("%q: %v", target, err)
+		}
+		if !ok {
+			wantStatus(t, err, 400)
+		}
 	}
 }

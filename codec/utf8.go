@@ -1,5 +1,7 @@
 package codec
 
+import "unicode/utf8"
+
 // UTF8Validator checks UTF-8 that arrives in pieces: its state survives frame,
 // fragment and read boundaries. It rejects at the first byte that can no
 // longer begin or continue a valid sequence (overlong forms, surrogates and
@@ -24,99 +26,111 @@ const (
 
 // Write feeds p and reports whether everything seen so far can still be the
 // prefix of valid UTF-8. Once it has returned false it keeps returning false.
+//
+// The body of p goes through unicode/utf8.Valid, which is several times faster
+// than a byte-at-a-time automaton on mixed text; only the few bytes around
+// the edges of p, where a sequence may straddle two writes, go through the
+// automaton.
 func (v *UTF8Validator) Write(p []byte) bool {
 	s := v.state
 	i := 0
-	for i < len(p) {
-		if s == utf8Accept {
-			// ASCII fast path, 8 bytes at a time.
-			for i+8 <= len(p) {
-				w := uint64(p[i]) | uint64(p[i+1])<<8 | uint64(p[i+2])<<16 | uint64(p[i+3])<<24 |
-					uint64(p[i+4])<<32 | uint64(p[i+5])<<40 | uint64(p[i+6])<<48 | uint64(p[i+7])<<56
-				if w&0x8080808080808080 != 0 {
-					break
-				}
-				i += 8
-			}
-			if i == len(p) {
-				break
-			}
+	// Finish a sequence the previous write left open.
+	for ; s != utf8Accept && s != utf8Reject && i < len(p); i++ {
+		s = utf8Step(s, p[i])
+	}
+	if s == utf8Reject {
+		v.state = s
+		return false
+	}
+	if i == len(p) {
+		v.state = s
+		return true
+	}
+	// p[i:] starts at a sequence boundary. Cut it before the last lead byte
+	// when that lies in the last 3 bytes: the sequence it starts may be
+	// incomplete, and the automaton carries it into the next write.
+	cut := len(p)
+	for j := len(p) - 1; j >= i && j >= len(p)-3; j-- {
+		if b := p[j]; b < 0x80 {
+			break
+		} else if b >= 0xc0 {
+			cut = j
+			break
 		}
-		b := p[i]
-		i++
-		switch s {
-		case utf8Accept:
-			switch {
-			case b < 0x80:
-			case b < 0xc2:
-				s = utf8Reject
-			case b < 0xe0:
-				s = utf8Tail1
-			case b == 0xe0:
-				s = utf8E0
-			case b == 0xed:
-				s = utf8ED
-			case b < 0xf0:
-				s = utf8Tail2
-			case b == 0xf0:
-				s = utf8F0
-			case b < 0xf4:
-				s = utf8Tail3
-			case b == 0xf4:
-				s = utf8F4
-			default:
-				s = utf8Reject
-			}
-		case utf8Tail1:
-			if b&0xc0 != 0x80 {
-				s = utf8Reject
-			} else {
-				s = utf8Accept
-			}
-		case utf8Tail2:
-			if b&0xc0 != 0x80 {
-				s = utf8Reject
-			} else {
-				s = utf8Tail1
-			}
-		case utf8Tail3:
-			if b&0xc0 != 0x80 {
-				s = utf8Reject
-			} else {
-				s = utf8Tail2
-			}
-		case utf8E0:
-			if b < 0xa0 || b > 0xbf {
-				s = utf8Reject
-			} else {
-				s = utf8Tail1
-			}
-		case utf8ED:
-			if b < 0x80 || b > 0x9f {
-				s = utf8Reject
-			} else {
-				s = utf8Tail1
-			}
-		case utf8F0:
-			if b < 0x90 || b > 0xbf {
-				s = utf8Reject
-			} else {
-				s = utf8Tail2
-			}
-		case utf8F4:
-			if b < 0x80 || b > 0x8f {
-				s = utf8Reject
-			} else {
-				s = utf8Tail2
-			}
-		}
-		if s == utf8Reject {
-			v.state = s
-			return false
+	}
+	if !utf8.Valid(p[i:cut]) {
+		v.state = utf8Reject
+		return false
+	}
+	for _, b := range p[cut:] {
+		if s = utf8Step(s, b); s == utf8Reject {
+			break
 		}
 	}
 	v.state = s
-	return true
+	return s != utf8Reject
+}
+
+// utf8Step advances the automaton by one byte from a state other than reject.
+func utf8Step(s uint8, b byte) uint8 {
+	switch s {
+	case utf8Accept:
+		switch {
+		case b < 0x80:
+			return utf8Accept
+		case b < 0xc2:
+			return utf8Reject
+		case b < 0xe0:
+			return utf8Tail1
+		case b == 0xe0:
+			return utf8E0
+		case b == 0xed:
+			return utf8ED
+		case b < 0xf0:
+			return utf8Tail2
+		case b == 0xf0:
+			return utf8F0
+		case b < 0xf4:
+			return utf8Tail3
+		case b == 0xf4:
+			return utf8F4
+		}
+		return utf8Reject
+	case utf8Tail1:
+		if b&0xc0 != 0x80 {
+			return utf8Reject
+		}
+		return utf8Accept
+	case utf8Tail2:
+		if b&0xc0 != 0x80 {
+			return utf8Reject
+		}
+		return utf8Tail1
+	case utf8Tail3:
+		if b&0xc0 != 0x80 {
+			return utf8Reject
+		}
+		return utf8Tail2
+	case utf8E0:
+		if b < 0xa0 || b > 0xbf {
+			return utf8Reject
+		}
+	case utf8ED:
+		if b < 0x80 || b > 0x9f {
+			return utf8Reject
+		}
+	case utf8F0:
+		if b < 0x90 || b > 0xbf {
+			return utf8Reject
+		}
+		return utf8Tail2
+	case utf8F4:
+		if b < 0x80 || b > 0x8f {
+			return utf8Reject
+		}
+		return utf8Tail2
+	}
+	return utf8Tail1 // after E0 or ED
 }
 
 // Complete reports whether the bytes seen so far are valid UTF-8 that ends at

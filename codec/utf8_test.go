@@ -120,6 +120,9 @@ func TestUTF8Exhaustive1to3(t *testing.T) {
 				if got := v.Write(p) && v.Complete(); got != want {
 					t.Fatalf("%x: %v, want %v", p, got, want)
 				}
+				if a < 0x80 {
+					continue // the split case is the 2-byte one, done above
+				}
 				v.Reset()
 				if got := v.Write(p[:1]) && v.Write(p[1:2]) && v.Write(p[2:]) && v.Complete(); got != want {
 					t.Fatalf("%x byte by byte: %v, want %v", p, got, want)

@@ -9,5 +9,7 @@
 //     subscriber once a second.
 //
 // A Router picks the application by path during the upgrade (with an Origin
-// allow-list), and Page serves the embedded browser page that uses all three.
+// allow-list), and Demo.Page serves the embedded browser page that uses all
+// three. Loaded with ?selftest=1, the page exercises echo, chat and push by
+// itself and shows the verdict; the headless-Chromium test relies on it.
 package demo

@@ -19,7 +19,7 @@ import (
 var engines = []string{"epoll", "gnet", "goroutine"}
 
 // serve starts the demo on a real server with engine on 127.0.0.1:0.
-// extra, when set, takes the HTTP requests the page handler does not.
+// extra, when set, serves /selftest-report (the browser test's verdict).
 func serve(t *testing.T, engine string, opts Options, extra http.Handler) (*loop.Server, *Demo, string) {
 	t.Helper()
 	d := New(opts)
@@ -300,5 +300,40 @@ func TestPageOverHTTP(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRouterHandleFunc: a route that reads the live request (here a token in
+// the query) and hands its connection a value.
+func TestRouterHandleFunc(t *testing.T) {
+	rt := NewRouter(nil)
+	rt.HandleFunc("/ws/private", func(r *session.Request) (session.Accept, error) {
+		if r.Query().Get("token") != "s3cret" {
+			return session.Accept{}, &session.RejectError{Status: http.StatusUnauthorized, Message: "token required"}
+		}
+		return session.Accept{Value: "user-7", Handler: session.HandlerFuncs{
+			Open: func(c *session.Conn) { _ = c.Send(session.Text, []byte("hello "+c.Value().(string))) },
+		}}, nil
+	})
+	srv, err := loop.NewServer(Echo, loop.Options{
+		Loops:   1,
+		Session: session.Config{Upgrade: rt.Upgrade},
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	addr := srv.Addr().String()
+	_, resp, err := websocket.Dial(ctx(t), "ws://"+addr+"/ws/private?token=wrong", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %v %v, want 401", err, resp)
+	}
+	c := dial(t, addr, "/ws/private?token=s3cret", nil)
+	if _, got := read(t, c); got != "hello user-7" {
+		t.Fatalf("greeting %q", got)
 	}
 }

@@ -32,9 +32,9 @@ func TestNginxConfigFromREADME(t *testing.T) {
 	}
 	if nginx == "" {
 		if os.Getenv("CI") == "true" {
-			t.Fatal("nginx is required in CI (apt-get install -y nginx-light)")
+			t.Fatal("nginx is required in CI (apt-get install -y nginx)")
 		}
-		t.Skip("nginx not installed (apt-get install -y nginx-light); skipped outside CI")
+		t.Skip("nginx not installed (apt-get install -y nginx); skipped outside CI")
 	}
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {

@@ -24,7 +24,7 @@ func (p *part) onBroadcast(x *conn, payload []byte) {
 		p.note("corrupt broadcast", "conn %d: %.80q", x.id, payload)
 		return
 	}
-	p.recordDelivery(t)
+	p.lat.record(time.Duration(time.Now().UnixNano() - t)) // only published during the traffic
 	switch {
 	case seq == uint64(x.a):
 		p.delivered.Add(1)
@@ -39,12 +39,12 @@ func (p *part) onBroadcast(x *conn, payload []byte) {
 	}
 }
 
-// recordDelivery records the latency of a message sent at t (Unix ns).
-// Messages sent before the traffic started are not timed: a feed that
-// replays its latest message to a new subscriber would otherwise report
-// the replay's age as latency.
+// recordDelivery records the latency of a server message sent at t (Unix
+// ns). Messages sent before the traffic started are not timed: a feed that
+// replays its latest message to a new subscriber would otherwise report the
+// replay's age as latency. Nor are those that arrive after it.
 func (p *part) recordDelivery(t int64) {
-	if start := p.trafficUnix.Load(); start != 0 && t >= start {
+	if start := p.trafficUnix.Load(); p.phase.Load() == phaseTraffic && t >= start {
 		p.lat.record(time.Duration(time.Now().UnixNano() - t))
 	}
 }
@@ -79,24 +79,23 @@ func (p *part) onServerMessage(x *conn, payload []byte) {
 }
 
 // broadcastTraffic publishes (PublishSelf, publisher process) Messages at
-// Rate per second and waits until every subscriber has them all or Drain has
-// passed since the last should have been sent. With PublishServer it listens
-// for Duration.
-func (p *part) broadcastTraffic(ctx context.Context) error {
+// Rate per second and waits until every subscriber has them all, or
+// deliveries have stalled for Drain. With PublishServer it listens for
+// Duration.
+func (p *part) broadcastTraffic(ctx context.Context, start time.Time) error {
 	if p.cfg.Publish == PublishServer {
 		sleepCtx(ctx, p.cfg.Duration)
 		return nil
 	}
 	n := p.cfg.Messages
-	send := time.Duration(float64(n) / p.cfg.Rate * float64(time.Second))
-	limit := time.Now().Add(min(send, p.cfg.Duration) + p.cfg.Drain)
 	if h := p.pubH.Load(); h != nil {
 		p.publish(ctx, *h, n)
+	} else { // another process publishes: give it the time it needs before counting stalls
+		send := time.Duration(float64(n) / p.cfg.Rate * float64(time.Second))
+		sleepCtx(ctx, min(send, p.cfg.Duration))
 	}
 	want := int64(n) * p.heldAtStart
-	for p.delivered.Load() < want && ctx.Err() == nil && time.Now().Before(limit) {
-		sleepCtx(ctx, 5*time.Millisecond)
-	}
+	p.drain(ctx, start, func() bool { return p.delivered.Load() >= want }, p.received.Load)
 	return nil
 }
 

@@ -40,7 +40,7 @@ type Config struct {
 	Origin string `json:"origin,omitempty"`
 
 	// Conns is the number of connections (broadcast: subscribers).
-	// Default 1000; echo 100.
+	// Default 1000; echo 100. Churn ignores it: InFlight bounds it.
 	Conns int `json:"conns"`
 	// Rate is the scenario's rate per second: connect and churn, connections;
 	// echo, messages over all connections (0: closed loop, each connection
@@ -221,7 +221,7 @@ func (c *Config) defaults() error {
 	if c.URL == "" {
 		return fmt.Errorf("no -url: want ws://host:port/path")
 	}
-	if c.Conns == 0 {
+	if c.Conns == 0 && c.Scenario != Churn { // churn's concurrency is InFlight
 		c.Conns = 1000
 		if c.Scenario == Echo {
 			c.Conns = 100

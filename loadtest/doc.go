@@ -1,14 +1,41 @@
 // Package loadtest generates WebSocket load on the event-loop client
 // (loop.Dialer) and reports what it measured: connect rates, handshake and
 // message latency percentiles from HDR histograms, failures by cause, and
-// every payload verified.
+// every payload verified. It works against any RFC 6455 server.
+//
+// # Scenarios
+//
+//   - connect: open Conns at Rate per second; connect rate, handshake
+//     latency, failures by cause (refused, timeout, emfile, addrnotavail,
+//     bad_handshake, ...).
+//   - idle: open Conns, hold them for Duration (answering the server's
+//     pings; Ping makes them ping too); connections the server drops.
+//   - echo: Conns connections send Size-byte messages, each its next when
+//     the last has come back (closed loop) or at Rate per second in all
+//     (open loop). Every echo is checked byte for byte: a payload carries
+//     its sequence number, connection id and send time, and the rest is a
+//     pattern derived from them, so nothing is stored per message.
+//   - broadcast: Conns subscribers. With Publish "self" one extra connection
+//     publishes Messages at Rate, each carrying the token
+//     wsload:<run>:<seq>:<unix ns> (inside PublishTemplate, which a chat
+//     server may wrap further); every subscriber must receive every one,
+//     once and in order. With Publish "server" the server originates the
+//     messages (a push feed): each carries a time field ("t", a number since
+//     the Unix epoch or an RFC 3339 string) and may carry a sequence field
+//     ("seq", +1 per message) whose gaps are lost messages.
+//   - churn: open connections at Rate per second for Duration, each closed
+//     with a close handshake as soon as it is open.
+//
+// # Footprint and processes
 //
 // One process holds up to what its open-file limit allows (about 19,900
-// connections) in a few MB: connections share their scenario's handler and
-// keep a few words of state each; no goroutine, timer or histogram is made
+// connections) in a few MB: a connection's whole state here is a 32-byte
+// value that is also its Handler; no goroutine, timer or histogram is made
 // per connection. Beyond one process, Run starts worker processes of the
 // same executable (see WorkerMain), gives each a share of the connections
-// and source addresses, and merges their results, histograms included.
+// and source addresses, moves them through the phases together (all
+// connected, then traffic, then the server's RSS is sampled, then close),
+// and merges their results, histograms included.
 //
 // Every scenario is bounded by Config.Duration and its counts and stops by
 // itself. Run returns a *VerificationError when what the server did was

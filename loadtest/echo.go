@@ -11,8 +11,22 @@ import (
 // or out of quota. It runs on c's loop: in OnMessage (closed loop) or in a
 // task posted by the sender (open loop), and allocates nothing.
 func (p *part) sendEcho(c *session.Conn) {
+	if p.stopping.Load() {
+		return
+	}
+	p.sendEchoNow(c)
+}
+
+// sendOpen is the open loop's task: the sender decided, so it sends even
+// when the run has just begun stopping.
+func (p *part) sendOpen(c *session.Conn) {
+	p.sendEchoNow(c)
+	p.pending.Add(-1)
+}
+
+func (p *part) sendEchoNow(c *session.Conn) {
 	x, _ := c.Value().(*conn)
-	if x == nil || p.stopping.Load() {
+	if x == nil {
 		return
 	}
 	if p.cfg.Messages > 0 && p.quota.Add(-1) < 0 {
@@ -52,9 +66,9 @@ func (p *part) onEcho(x *conn, c *session.Conn, op session.Opcode, payload []byt
 }
 
 // echoTraffic starts the exchange on every connection and runs it for
-// Duration (or until Messages are through), then waits up to Drain for the
-// echoes still on their way.
-func (p *part) echoTraffic(ctx context.Context) error {
+// Duration (or until Messages are through), then drains the echoes still
+// on their way.
+func (p *part) echoTraffic(ctx context.Context, start time.Time) error {
 	p.quota.Store(int64(p.share.Messages))
 	p.handlesMu.Lock()
 	hs := append([]session.Handle(nil), p.handles...)
@@ -71,13 +85,10 @@ func (p *part) echoTraffic(ctx context.Context) error {
 			sleepCtx(ctx, 10*time.Millisecond)
 		}
 	} else if len(hs) > 0 {
-		p.openLoop(ctx, hs, end)
+		p.openLoop(ctx, hs, p.cfg.Duration)
 	}
 	p.stopping.Store(true)
-	limit := time.Now().Add(p.cfg.Drain)
-	for p.received.Load() < p.sent.Load() && ctx.Err() == nil && time.Now().Before(limit) {
-		sleepCtx(ctx, 5*time.Millisecond)
-	}
+	p.drain(ctx, start, func() bool { return p.pending.Load() == 0 && p.received.Load() >= p.sent.Load() }, p.received.Load)
 	return nil
 }
 
@@ -86,27 +97,35 @@ func (p *part) quotaDone() bool {
 }
 
 // openLoop sends at Rate messages per second whatever the echoes do, to the
-// connections in turn; every 5 ms it posts one task per loop with the
-// connections due.
-func (p *part) openLoop(ctx context.Context, hs []session.Handle, end time.Time) {
+// connections in turn: Rate times Duration messages in all (fewer when
+// Messages is smaller). Every 5 ms it posts one task per loop with the
+// connections due; a late tick catches up, so a stall delays messages but
+// does not lose them.
+func (p *part) openLoop(ctx context.Context, hs []session.Handle, total time.Duration) {
 	start := time.Now()
 	var issued int64
 	next := 0
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for time.Now().Before(end) && ctx.Err() == nil && !(p.cfg.Messages > 0 && p.quota.Load() <= 0) {
-		due := int64(p.share.Rate*time.Since(start).Seconds()) - issued
-		if due > 0 {
+	for ctx.Err() == nil && !(p.cfg.Messages > 0 && p.quota.Load() <= 0) {
+		elapsed := min(time.Since(start), total)
+		if due := int64(p.share.Rate*elapsed.Seconds()) - issued; due > 0 {
 			batch := make(map[session.Executor][]uint64)
 			for range due {
 				h := hs[next]
 				next = (next + 1) % len(hs)
 				batch[h.Executor()] = append(batch[h.Executor()], h.ID())
 			}
+			p.pending.Add(due)
 			for x, ids := range batch {
-				_ = x.ExecuteAll(ids, p.kickOpenFn)
+				if x.ExecuteAll(ids, p.kickOpen) != nil {
+					p.pending.Add(-int64(len(ids)))
+				}
 			}
 			issued += due
+		}
+		if elapsed == total {
+			return
 		}
 		select {
 		case <-ctx.Done():

@@ -17,7 +17,7 @@ import (
 type shareSpec struct {
 	Index     int      `json:"index"`     // process number, 0..Procs-1
 	Procs     int      `json:"procs"`     // processes in the run
-	Conns     int      `json:"conns"`     // connections this process opens (churn: its share of the rate)
+	Conns     int      `json:"conns"`     // connections this process opens (not churn: its Rate says)
 	Offset    int      `json:"offset"`    // global number of its first connection
 	Messages  int      `json:"messages"`  // echo: its share of Config.Messages
 	Rate      float64  `json:"rate"`      // its share of Config.Rate (broadcast: the whole rate, publisher only)
@@ -43,7 +43,6 @@ type part struct {
 	tgt   target
 	pub   target
 	src   []net.IP
-	log   func(msg string, args ...any)
 
 	d      *loop.Dialer
 	req    *session.ClientRequest
@@ -51,7 +50,7 @@ type part struct {
 	base   time.Time // origin of the process clock
 
 	phase    atomic.Int32
-	stopping atomic.Bool // echo and broadcast: send nothing more
+	stopping atomic.Bool // echo: send nothing more
 
 	attempted, opened, resolved, active atomic.Int64
 	failed, dropped                     [numCauses]atomic.Int64
@@ -82,8 +81,9 @@ type part struct {
 	tokenPrefix      []byte
 	stampKey, seqKey []byte
 	echoOp           session.Opcode
-	bufPool          sync.Pool // *[]byte of Size, for building echo payloads on the loops
-	kick, kickOpenFn func(c *session.Conn)
+	bufPool          sync.Pool             // *[]byte of Size, for building echo payloads on the loops
+	kick, kickOpen   func(c *session.Conn) // sendEcho and sendOpen as func values made once, for tasks
+	pending          atomic.Int64          // open loop: sends posted to the loops and not yet done
 }
 
 // conn is the whole per-connection state of the generator: 32 bytes. It is
@@ -115,7 +115,6 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 	}
 	p := &part{cfg: cfg, share: share, tgt: tgt, pub: pub, base: time.Now(),
 		hs: newRecorder(), lat: newRecorder(), noteSeen: map[string]bool{}}
-	p.log = func(msg string, args ...any) { cfg.Logger.Info(msg, append([]any{"proc", share.Index}, args...)...) }
 	for _, s := range share.Src {
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -134,8 +133,7 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 	}
 	size := cfg.Size
 	p.bufPool.New = func() any { b := make([]byte, 0, size); return &b }
-	p.kick = func(c *session.Conn) { p.sendEcho(c) }
-	p.kickOpenFn = p.kick
+	p.kick, p.kickOpen = p.sendEcho, p.sendOpen
 	maxMsg := 1 << 20
 	if cfg.Size*2 > maxMsg {
 		maxMsg = cfg.Size * 2
@@ -168,7 +166,7 @@ func (p *part) note(kind, format string, a ...any) {
 	p.notes = append(p.notes, fmt.Sprintf("proc %d: first %s: ", p.share.Index, kind)+fmt.Sprintf(format, a...))
 }
 
-// ---- the Handler, shared by every connection of the part ----
+// ---- the Handler: one small value per connection, one set of methods ----
 
 func (x *conn) OnOpen(c *session.Conn) {
 	p := x.p
@@ -286,6 +284,23 @@ func (p *part) waitResolved(ctx context.Context) {
 	}
 }
 
+// drain waits until done reports true, or until count has not moved for
+// Config.Drain (what is still missing then is lost), or until the traffic's
+// budget is spent. A slow but steady stream is waited for; a stalled one
+// is not.
+func (p *part) drain(ctx context.Context, start time.Time, done func() bool, count func() int64) {
+	hard := start.Add(p.cfg.Duration + p.cfg.Drain + 2*p.cfg.ConnectTimeout)
+	last, lastMove := count(), time.Now()
+	for !done() && ctx.Err() == nil && time.Now().Before(hard) {
+		if n := count(); n != last {
+			last, lastMove = n, time.Now()
+		} else if time.Since(lastMove) > p.cfg.Drain {
+			return
+		}
+		sleepCtx(ctx, 5*time.Millisecond)
+	}
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -349,16 +364,13 @@ func (p *part) traffic(ctx context.Context) error {
 	case Idle:
 		sleepCtx(ctx, p.cfg.Duration)
 	case Echo:
-		err = p.echoTraffic(ctx)
+		err = p.echoTraffic(ctx, start)
 	case Broadcast:
-		err = p.broadcastTraffic(ctx)
+		err = p.broadcastTraffic(ctx, start)
 	case Churn:
 		n := int(p.share.Rate * p.cfg.Duration.Seconds())
 		p.dialN(ctx, n, p.share.Rate, start.Add(p.cfg.Duration), p.newConn)
-		limit := time.Now().Add(p.cfg.Drain)
-		for p.active.Load() > 0 && ctx.Err() == nil && time.Now().Before(limit) {
-			sleepCtx(ctx, 5*time.Millisecond)
-		}
+		p.drain(ctx, start, func() bool { return p.active.Load() == 0 }, p.closedClean.Load)
 	}
 	p.trafficSecs = time.Since(start).Seconds()
 	p.rcvTraffic, p.bytesTraffic = p.received.Load()-p.rcvAtStart, p.bytesRcv.Load()-p.bytesAtStart

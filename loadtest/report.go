@@ -249,7 +249,11 @@ func (r *Report) verify(cfg *Config) {
 // WriteText writes the report for people.
 func (r *Report) WriteText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("scenario   %s  %s  conns %d  procs %d  source addresses %d", r.Scenario, r.URL, r.Conns, r.Procs, r.Src)
+	what := fmt.Sprintf("conns %d", r.Conns)
+	if r.Scenario == Churn {
+		what = fmt.Sprintf("rate %g/s", r.Rate)
+	}
+	p("scenario   %s  %s  %s  procs %d  source addresses %d", r.Scenario, r.URL, what, r.Procs, r.Src)
 	p("connects   %d attempted, %d opened in %.2fs (%.0f/s); failed: %s", r.Attempted, r.Opened, r.RampSeconds, r.ConnectRate, orNone(fmtMap(r.Failed)))
 	p("handshake  %s", r.Handshake)
 	p("held       %d at traffic start, %d at end; dropped by server: %s", r.HeldAtStart, r.HeldAtEnd, orNone(fmtMap(r.Dropped)))

@@ -3,8 +3,12 @@ package loadtest
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
+
+	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
 )
 
 // run runs cfg with test-sized timeouts and a bound on the whole run.
@@ -16,7 +20,9 @@ func run(t *testing.T, cfg Config) (*Report, error) {
 	if cfg.Drain == 0 {
 		cfg.Drain = 3 * time.Second
 	}
-	cfg.ConnectTimeout = 5 * time.Second
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 5 * time.Second
+	}
 	if cfg.Procs == 0 {
 		cfg.Procs = 1
 	}
@@ -89,8 +95,8 @@ func TestEchoCoderBinaryCount(t *testing.T) {
 func TestEchoOpenLoop(t *testing.T) {
 	rep := mustPass(t, Config{Scenario: Echo, URL: coderEcho(t, 0), Conns: 5, Rate: 200})
 	checkEchoReport(t, rep, 5)
-	if rep.Sent < 100 || rep.Sent > 300 { // about 200 in the second; a bound, not a speed
-		t.Errorf("sent %d in an open loop at 200/s for 1s", rep.Sent)
+	if rep.Sent != 200 {
+		t.Errorf("sent %d in an open loop at 200/s for 1s, want 200", rep.Sent)
 	}
 }
 
@@ -115,6 +121,13 @@ func TestHandshakeRejected(t *testing.T) {
 	}
 }
 
+func TestHandshakeTimeout(t *testing.T) {
+	rep := mustFail(t, Config{Scenario: Connect, URL: silentServer(t), Conns: 3, Rate: 100, ConnectTimeout: 500 * time.Millisecond})
+	if rep.Failed["timeout"] != 3 {
+		t.Errorf("failed %v, want timeout 3", rep.Failed)
+	}
+}
+
 func TestConnect(t *testing.T) {
 	rep := mustPass(t, Config{Scenario: Connect, URL: wsloopEcho(t), Conns: 100, Rate: 500})
 	if rep.Opened != 100 || rep.Handshake.Count != 100 || rep.ConnectRate <= 0 {
@@ -123,12 +136,23 @@ func TestConnect(t *testing.T) {
 }
 
 func TestIdle(t *testing.T) {
-	rep := mustPass(t, Config{Scenario: Idle, URL: coderEcho(t, 0), Conns: 50, Ping: 200 * time.Millisecond})
+	rep := mustPass(t, Config{Scenario: Idle, URL: coderEcho(t, 0), Conns: 50, Ping: 200 * time.Millisecond, ServerPID: os.Getpid()})
 	if rep.HeldAtStart != 50 || rep.HeldAtEnd != 50 || len(rep.Dropped) != 0 {
 		t.Errorf("held %d..%d, dropped %v", rep.HeldAtStart, rep.HeldAtEnd, rep.Dropped)
 	}
-	if rep.GeneratorRSS <= 0 {
-		t.Error("no generator RSS")
+	if rep.GeneratorRSS <= 0 || rep.ServerRSSBefore <= 0 || rep.ServerRSSAfter <= 0 {
+		t.Errorf("RSS: generator %d, server %d..%d", rep.GeneratorRSS, rep.ServerRSSBefore, rep.ServerRSSAfter)
+	}
+}
+
+// The server pings every 100 ms and closes a connection that does not
+// answer within 200 ms: holding for a second proves the pongs.
+func TestIdleAnswersPings(t *testing.T) {
+	url := goroutineServer(t, session.HandlerFuncs{}, loop.Options{Engine: "goroutine",
+		Session: session.Config{PingInterval: 100 * time.Millisecond, PongTimeout: 200 * time.Millisecond}})
+	rep := mustPass(t, Config{Scenario: Idle, URL: url, Conns: 20})
+	if rep.HeldAtEnd != 20 {
+		t.Errorf("held %d at the end, want 20; dropped %v", rep.HeldAtEnd, rep.Dropped)
 	}
 }
 

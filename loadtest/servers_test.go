@@ -143,10 +143,15 @@ func coderDropOne(t *testing.T) string {
 	})
 }
 
-// goroutineServer is wsloop's goroutine engine serving h.
-func goroutineServer(t *testing.T, h session.Handler) string {
+// goroutineServer is wsloop's goroutine engine serving h (opts, when given,
+// replace the default options).
+func goroutineServer(t *testing.T, h session.Handler, opts ...loop.Options) string {
 	t.Helper()
-	s, err := loop.NewServer(h, loop.Options{Engine: "goroutine"})
+	o := loop.Options{Engine: "goroutine"}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s, err := loop.NewServer(h, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,4 +210,34 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return fmt.Sprintf("ws://%s/ws", addr)
+}
+
+// silentServer accepts TCP connections and never answers the handshake.
+func silentServer(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return fmt.Sprintf("ws://%s/ws", l.Addr())
 }

@@ -41,6 +41,8 @@ type epollEngine struct {
 	stop    sync.Once
 	done    chan struct{}
 	err     error
+
+	acceptHook func(lfd int) (int, error) // tests: replaces accept(2)
 }
 
 func newEpollEngine(opts *Options, cfg *session.Config) (engine, error) {
@@ -91,6 +93,9 @@ func (e *epollEngine) listen(addr string) error {
 			unix.Close(fd)
 		}
 		return err
+	}
+	if e.acceptHook != nil {
+		g.accept = e.acceptHook
 	}
 	for i, l := range g.loops {
 		if len(fds) == 1 {

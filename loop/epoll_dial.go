@@ -34,6 +34,7 @@ type dialEngine struct {
 func newDialEngine(opts DialerOptions) (*dialEngine, error) {
 	d := &dialEngine{cfg: opts.Session, timeout: opts.ConnectTimeout}
 	d.cfg.Role = session.Client
+	completeConfig(&d.cfg)
 	if d.timeout <= 0 {
 		d.timeout = 10 * time.Second
 	}
@@ -166,11 +167,8 @@ func (l *eventLoop) connectDone(c *conn, now int64) {
 		l.failDial(c, err)
 		return
 	}
-	if err := c.ws.InitClient(l.g.cfg, c, ds.req, ds.h, now); err != nil {
-		c.fail(errnoCause(err))
-		l.finish(c, err)
-		return
-	}
+	// On failure InitClient has reported OnClose and closed the transport.
+	_ = c.ws.InitClient(l.g.cfg, c, ds.req, ds.h, now)
 	l.settle(c)
 }
 

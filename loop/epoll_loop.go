@@ -39,7 +39,6 @@ const (
 type group struct {
 	cfg   *session.Config
 	log   *slog.Logger
-	start time.Time
 	loops []*eventLoop
 	wg    sync.WaitGroup
 
@@ -48,13 +47,16 @@ type group struct {
 	paused atomic.Int32 // loops whose listener is out of their poller
 
 	next atomic.Uint32 // round-robin for dials
+
+	// accept is the accept(2) wrapper; tests replace it to simulate EMFILE.
+	accept func(lfd int) (int, error)
 }
 
-func (g *group) now() int64 { return int64(time.Since(g.start)) }
+func (g *group) now() int64 { return engineClock() }
 
 // newGroup makes n loops with their pollers; start runs them.
 func newGroup(n int, max int, cfg *session.Config, log *slog.Logger) (*group, error) {
-	g := &group{cfg: cfg, log: log, start: time.Now(), max: int64(max)}
+	g := &group{cfg: cfg, log: log, max: int64(max), accept: accept}
 	for i := 0; i < n; i++ {
 		l, err := newEventLoop(g, i, max)
 		if err != nil {
@@ -470,9 +472,6 @@ func (l *eventLoop) resumeAccept() {
 	l.resumeListening()
 }
 
-// acceptFunc is accept, replaceable by tests (to simulate EMFILE).
-var acceptFunc = accept
-
 func (l *eventLoop) acceptReady(now int64) {
 	for i := 0; i < acceptBurst && l.listening; i++ {
 		if l.g.count.Add(1) > l.g.max {
@@ -480,7 +479,7 @@ func (l *eventLoop) acceptReady(now int64) {
 			l.pauseAccept(0)
 			return
 		}
-		fd, err := acceptFunc(l.lfd)
+		fd, err := l.g.accept(l.lfd)
 		if err != nil {
 			l.g.count.Add(-1)
 			switch err {

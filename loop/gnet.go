@@ -159,8 +159,11 @@ func (e *gnetEngine) snapshotLoops() []*gnetLoop {
 }
 
 func (e *gnetEngine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	if e.stopping.Load() || e.nconns.Load() >= int64(e.cap) {
+	if e.stopping.Load() {
 		return nil, gnet.Close // OnClose sees no context and ignores it
+	}
+	if e.nconns.Load() >= int64(e.cap) {
+		return overCapacityResponse, gnet.Close
 	}
 	l := e.loopOf(c.EventLoop())
 	gc := &gnetConn{gc: c, loop: l}
@@ -199,8 +202,8 @@ func (e *gnetEngine) OnClose(c gnet.Conn, err error) gnet.Action {
 	gc.gnetClosed = true
 	if gc.depth > 0 {
 		// A write failed inside a session call: report once it returns.
-		gc.closeErr = err
-		gc.closeAsked = true
+		gc.loop.setCloseErr(gc.id, err)
+		gc.askClose()
 		return gnet.None
 	}
 	gc.finish(err)
@@ -220,13 +223,14 @@ func (e *gnetEngine) OnTick() (time.Duration, gnet.Action) {
 }
 
 func (e *gnetEngine) broadcast(m *session.Prepared) {
+	send := func(c *session.Conn) { _ = c.SendPrepared(m) }
 	for _, l := range e.snapshotLoops() {
 		_ = l.post(func() {
-			for _, gc := range l.slots {
-				if gc != nil && gc.usable() && gc.sc.State() == session.StateOpen {
-					gc.call(func(c *session.Conn) { _ = c.SendPrepared(m) })
+			l.each(func(gc *gnetConn) {
+				if gc.usable() && gc.sc.State() == session.StateOpen {
+					gc.call(send)
 				}
-			}
+			})
 		})
 	}
 }
@@ -238,19 +242,19 @@ func (e *gnetEngine) shutdown(ctx context.Context) error {
 	e.stopping.Store(true)
 	for _, l := range e.snapshotLoops() {
 		_ = l.post(func() {
-			for _, gc := range l.slots {
-				if gc == nil || !gc.usable() {
-					continue
+			l.each(func(gc *gnetConn) {
+				if !gc.usable() {
+					return
 				}
 				gc.call(func(c *session.Conn) {
 					switch c.State() {
 					case session.StateOpen:
 						_ = c.Close(session.StatusGoingAway, "server shutting down")
 					case session.StateHandshake, session.StateHTTP:
-						gc.closeAsked = true // not a WebSocket yet: nothing to say goodbye with
+						gc.askClose() // not a WebSocket yet: nothing to say goodbye with
 					}
 				})
-			}
+			})
 		})
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -281,6 +285,9 @@ wait:
 }
 
 func (e *gnetEngine) wait() error {
+	if e.eng == (gnet.Engine{}) {
+		return errors.New("not listening")
+	}
 	<-e.done
 	return e.runErr
 }
@@ -290,14 +297,25 @@ func (e *gnetEngine) wait() error {
 type gnetLoop struct {
 	e     *gnetEngine
 	el    gnet.EventLoop
-	slots []*gnetConn // by slot; nil: free
-	gens  []uint32    // generation of each slot, bumped when it is freed
+	table []*gnetChunk // connections by slot, in chunks: growth copies no slots
 	free  []uint32
 	wheel *wheel
+
+	// closeErrs holds why gnet closed a socket during a session call, until
+	// the call returns (rare: a failed write); nil when empty.
+	closeErrs map[uint64]error
 
 	timers     atomic.Int32 // wheel.Len(), for OnTick
 	tickQueued atomic.Bool  // a tick task is posted and has not run yet
 	tickTask   gnet.Runnable
+}
+
+// gnetChunkSize slots make one chunk of a loop's table.
+const gnetChunkSize = 512
+
+type gnetChunk struct {
+	conns [gnetChunkSize]*gnetConn // nil: free
+	gens  [gnetChunkSize]uint32    // generation of each slot, bumped when it is freed
 }
 
 // attach gives gc a slot and returns its id: generation<<32 | slot.
@@ -307,28 +325,71 @@ func (l *gnetLoop) attach(gc *gnetConn) uint64 {
 		i = l.free[n-1]
 		l.free = l.free[:n-1]
 	} else {
-		i = uint32(len(l.slots))
-		l.slots = append(l.slots, nil)
-		l.gens = append(l.gens, 0)
+		// A new chunk; its slots go to the free list, lowest last.
+		base := uint32(len(l.table) * gnetChunkSize)
+		l.table = append(l.table, new(gnetChunk))
+		for j := uint32(gnetChunkSize - 1); j > 0; j-- {
+			l.free = append(l.free, base+j)
+		}
+		i = base
 	}
-	l.slots[i] = gc
-	return uint64(l.gens[i])<<32 | uint64(i)
+	ch := l.table[i/gnetChunkSize]
+	ch.conns[i%gnetChunkSize] = gc
+	return uint64(ch.gens[i%gnetChunkSize])<<32 | uint64(i)
 }
 
 func (l *gnetLoop) detach(id uint64) {
 	i := uint32(id)
-	l.slots[i] = nil
-	l.gens[i]++
+	ch := l.table[i/gnetChunkSize]
+	ch.conns[i%gnetChunkSize] = nil
+	ch.gens[i%gnetChunkSize]++
 	l.free = append(l.free, i)
 }
 
 // lookup returns the connection id names, or nil when it is gone.
 func (l *gnetLoop) lookup(id uint64) *gnetConn {
 	i := uint32(id)
-	if int(i) >= len(l.slots) || l.gens[i] != uint32(id>>32) {
+	if int(i/gnetChunkSize) >= len(l.table) {
 		return nil
 	}
-	return l.slots[i]
+	ch := l.table[i/gnetChunkSize]
+	if ch.gens[i%gnetChunkSize] != uint32(id>>32) {
+		return nil
+	}
+	return ch.conns[i%gnetChunkSize]
+}
+
+// each calls fn for every connection of the loop.
+func (l *gnetLoop) each(fn func(gc *gnetConn)) {
+	for _, ch := range l.table {
+		for _, gc := range ch.conns {
+			if gc != nil {
+				fn(gc)
+			}
+		}
+	}
+}
+
+func (l *gnetLoop) setCloseErr(id uint64, err error) {
+	if err == nil {
+		return
+	}
+	if l.closeErrs == nil {
+		l.closeErrs = make(map[uint64]error)
+	}
+	l.closeErrs[id] = err
+}
+
+// takeCloseErr returns and forgets what setCloseErr kept for id.
+func (l *gnetLoop) takeCloseErr(id uint64) error {
+	err, ok := l.closeErrs[id]
+	if ok {
+		delete(l.closeErrs, id)
+		if len(l.closeErrs) == 0 {
+			l.closeErrs = nil
+		}
+	}
+	return err
 }
 
 // post runs fn on the loop.
@@ -397,19 +458,28 @@ func (l *gnetLoop) addTimer(id uint64, at int64) {
 // gnetConn is one connection of the gnet engine; gnet's Conn context points
 // to it. All fields are touched only on its loop.
 type gnetConn struct {
-	sc       session.Conn
-	gc       gnet.Conn
-	loop     *gnetLoop
-	id       uint64
-	timerAt  int64 // the session's timer; 0: none
-	flushEnd int64 // closing: when to stop waiting for the outbound buffer
-	closeErr error // why gnet closed the socket during a session call
+	sc   session.Conn
+	gc   gnet.Conn
+	loop *gnetLoop
+	id   uint64
+	// timerAt is the session's timer (0: none); once the connection is
+	// closing, when to stop waiting for its outbound buffer.
+	timerAt int64
 
 	depth      int32 // nesting of session calls
 	inCallback bool  // inside OnOpen or OnTraffic: close by returning gnet.Close
 	closeAsked bool  // Transport.Close was called (or the socket failed)
 	gnetClosed bool  // gnet has closed the socket
 	finished   bool  // the session was told (TransportClosed)
+}
+
+// askClose marks the connection for closing once the current session call
+// returns; timerAt becomes the flush deadline (set by flush).
+func (gc *gnetConn) askClose() {
+	if !gc.closeAsked {
+		gc.closeAsked = true
+		gc.timerAt = 0
+	}
 }
 
 // usable reports whether tasks may still run on the connection.
@@ -425,7 +495,7 @@ func (gc *gnetConn) call(fn func(c *session.Conn)) {
 			if s := gc.loop.e.cfg.Stats; s != nil {
 				s.Panics.Add(1)
 			}
-			gc.closeAsked = true
+			gc.askClose()
 		}
 		gc.leave()
 	}()
@@ -440,7 +510,7 @@ func (gc *gnetConn) leave() {
 		return
 	}
 	if gc.gnetClosed {
-		gc.finish(gc.closeErr)
+		gc.finish(gc.loop.takeCloseErr(gc.id))
 		return
 	}
 	if gc.inCallback {
@@ -463,12 +533,13 @@ func (gc *gnetConn) afterCallback() gnet.Action {
 
 // flush closes the socket once gnet's outbound buffer is empty, or at
 // gnetFlushTimeout after the close was asked; until then it rechecks on
-// the loop's ticks.
+// the loop's ticks. (Shutdown's deadline ends the wait too: gnet then
+// closes every socket.)
 func (gc *gnetConn) flush(now int64) {
-	if gc.flushEnd == 0 {
-		gc.flushEnd = now + int64(gnetFlushTimeout)
+	if gc.timerAt == 0 {
+		gc.timerAt = now + int64(gnetFlushTimeout)
 	}
-	if gc.gc.OutboundBuffered() > 0 && now < gc.flushEnd && !gc.loop.e.stopping.Load() {
+	if gc.gc.OutboundBuffered() > 0 && now < gc.timerAt {
 		gc.loop.addTimer(gc.id, now+int64(defaultTick))
 		return
 	}
@@ -495,6 +566,9 @@ func (gc *gnetConn) Write(p []byte) (int, error) {
 	if gc.finished || gc.gnetClosed {
 		return 0, session.ErrClosed
 	}
+	if len(p) == 0 {
+		return gc.gc.OutboundBuffered(), nil // the session asks how much waits
+	}
 	if _, err := gc.gc.Write(p); err != nil {
 		return 0, err
 	}
@@ -504,9 +578,12 @@ func (gc *gnetConn) Write(p []byte) (int, error) {
 	return gc.gc.OutboundBuffered(), nil
 }
 
-func (gc *gnetConn) Close() { gc.closeAsked = true }
+func (gc *gnetConn) Close() { gc.askClose() }
 
 func (gc *gnetConn) SetTimer(at int64) {
+	if gc.closeAsked {
+		return // timerAt is the flush deadline now
+	}
 	gc.timerAt = at
 	if at != 0 {
 		gc.loop.addTimer(gc.id, at)

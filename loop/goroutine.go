@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -122,12 +123,20 @@ func (e *goroutineEngine) acceptLoop() {
 		delay = 0
 		e.mu.Lock()
 		if e.stopping.Load() || len(e.table) >= e.cap {
+			full := !e.stopping.Load()
 			e.mu.Unlock()
+			if full {
+				// The socket buffer of a new connection is empty: this
+				// write does not block.
+				_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+				_, _ = nc.Write(overCapacityResponse)
+			}
 			nc.Close()
 			continue
 		}
 		e.next++
 		c := &goConn{eng: e, nc: nc, id: e.next}
+		c.mu.Lock() // until serve has run Init: tasks wait for it
 		e.table[c.id] = c
 		e.wg.Add(1)
 		e.mu.Unlock()
@@ -188,15 +197,22 @@ func (e *goroutineEngine) shutdown(ctx context.Context) error {
 	}
 	e.stopping.Store(true)
 	e.ln.Close()
+	// Each goodbye may block on its write (goroutineWriteTimeout), so they
+	// go out in parallel; closing the sockets below ends any still blocked.
+	var byes sync.WaitGroup
 	for _, c := range e.snapshot() {
-		c.post(func(sc *session.Conn) {
-			switch sc.State() {
-			case session.StateOpen:
-				_ = sc.Close(session.StatusGoingAway, "server shutting down")
-			case session.StateHandshake, session.StateHTTP:
-				c.closeAsked = true // not a WebSocket yet: nothing to say goodbye with
-			}
-		})
+		byes.Add(1)
+		go func() {
+			defer byes.Done()
+			c.post(func(sc *session.Conn) {
+				switch sc.State() {
+				case session.StateOpen:
+					_ = sc.Close(session.StatusGoingAway, "server shutting down")
+				case session.StateHandshake, session.StateHTTP:
+					c.closeAsked = true // not a WebSocket yet: nothing to say goodbye with
+				}
+			})
+		}()
 	}
 	// Wait for the close handshakes (each ends with the session closing its
 	// socket) until ctx is done.
@@ -215,6 +231,7 @@ wait:
 	for _, c := range e.snapshot() {
 		c.nc.Close()
 	}
+	byes.Wait()
 	<-e.done
 	return nil
 }
@@ -253,7 +270,7 @@ type goConn struct {
 
 func (c *goConn) serve() {
 	defer c.eng.wg.Done()
-	c.mu.Lock()
+	// mu is held since the accept loop.
 	c.enter()
 	c.sc.Init(c.eng.cfg, c, engineClock())
 	c.leave()
@@ -357,11 +374,27 @@ func (c *goConn) runTasks() {
 			if c.closed {
 				return
 			}
-			c.enter()
-			fn(&c.sc)
-			c.leave()
+			c.call(fn)
 		}
 	}
+}
+
+// call runs a task, recovering a panic in it: a bug in the poster's
+// function must not leave mu locked or crash the poster; the connection is
+// closed.
+func (c *goConn) call(fn func(c *session.Conn)) {
+	c.enter()
+	defer func() {
+		if v := recover(); v != nil {
+			c.eng.log.Error("panic in a connection task; closing the connection", "panic", fmt.Sprint(v))
+			if s := c.eng.cfg.Stats; s != nil {
+				s.Panics.Add(1)
+			}
+			c.closeAsked = true
+		}
+		c.leave()
+	}()
+	fn(&c.sc)
 }
 
 // ---- session.Transport ----
@@ -369,6 +402,9 @@ func (c *goConn) runTasks() {
 func (c *goConn) Write(p []byte) (int, error) {
 	if c.closed || c.closeAsked {
 		return 0, session.ErrClosed
+	}
+	if len(p) == 0 {
+		return 0, nil // nothing ever waits here
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(goroutineWriteTimeout))
 	if _, err := c.nc.Write(p); err != nil {

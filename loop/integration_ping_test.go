@@ -18,7 +18,7 @@ func TestIntegrationKeepalive(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
 			o.Session.PingInterval = 200 * time.Millisecond
-			o.Session.PongTimeout = 400 * time.Millisecond
+			o.Session.PongTimeout = time.Second
 		})
 		mute := ts.openRaw()
 		live := ts.openRaw()
@@ -101,5 +101,64 @@ func TestIntegrationKeepalive(t *testing.T) {
 		}
 		ts.finish()
 		<-liveErr // the reader ends once finish closed the client
+	})
+}
+
+// TestIntegrationIdleTimeout: with IdleTimeout set (and no pings), a client
+// that sends nothing is closed; one that keeps sending is not.
+func TestIntegrationIdleTimeout(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+			o.Session.IdleTimeout = time.Second
+		})
+		idle := ts.openRaw()
+		busy := ts.openRaw()
+		stop := make(chan struct{})
+		busyErr := make(chan error, 1)
+		var echoes atomic.Int64
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					busyErr <- nil
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				busy.writeQuiet(clientFrame(true, opText, []byte("tick")))
+				f, err := busy.readFrame()
+				if err != nil {
+					busyErr <- err
+					return
+				}
+				if f.op != opText || string(f.payload) != "tick" {
+					busyErr <- fmt.Errorf("busy client got op %d %q", f.op, trunc(f.payload))
+					return
+				}
+				echoes.Add(1)
+			}
+		}()
+		// The idle one is closed: maybe a close frame first, then TCP.
+		f, err := idle.readFrame()
+		if err == nil {
+			if f.op != opClose {
+				t.Fatalf("idle client got op %d %q, want a close or EOF", f.op, trunc(f.payload))
+			}
+			idle.writeQuiet(clientFrame(true, opClose, f.payload))
+			idle.expectEOF()
+		} else if !isClosedErr(err) {
+			t.Fatalf("idle client: %v, want the server to close it", err)
+		}
+		idle.serverClose(ts.rec)
+		// The busy one outlives it by a few more round trips.
+		seen := echoes.Load()
+		waitFor(t, "more echoes to the busy client", func() bool { return echoes.Load() >= seen+3 })
+		close(stop)
+		if err := <-busyErr; err != nil {
+			t.Fatalf("busy client: %v", err)
+		}
+		if n := ts.rec.closedCount(); n != 1 {
+			t.Errorf("%d connections closed, want only the idle one", n)
+		}
+		ts.finish()
 	})
 }

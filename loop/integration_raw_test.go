@@ -75,6 +75,28 @@ func TestIntegrationHandshake(t *testing.T) {
 			t.Errorf("%d connections opened by refused handshakes", n)
 		}
 
+		// Valid variants that browsers and proxies send.
+		accepted := []struct{ name, req string }{
+			{"Connection list (Firefox)", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"},
+			{"case-insensitive names and tokens", "GET / HTTP/1.1\r\nhost: x\r\nupgrade: WebSocket\r\nconnection: UPGRADE\r\nsec-websocket-key: " + testKey + "\r\nsec-websocket-version: 13\r\n\r\n"},
+			{"white space around values", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade:   websocket  \r\nConnection:Upgrade\r\nSec-WebSocket-Key:  " + testKey + " \r\nSec-WebSocket-Version: 13\r\n\r\n"},
+			{"query string and other headers", "GET /chat?room=1&x=%20 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: test\r\nOrigin: http://example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nCookie: a=b\r\n\r\n"},
+			{"head just under the limit", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nX-Pad: " + strings.Repeat("p", 7900) + "\r\n\r\n"},
+		}
+		for _, tc := range accepted {
+			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+				rc := ts.dialRaw()
+				rc.t = t
+				// A frame rides behind the request in the same write.
+				rc.write(append([]byte(tc.req), clientFrame(true, opText, []byte(tc.name))...))
+				rc.expectUpgrade()
+				if op, p := rc.readMessage(); op != opText || string(p) != tc.name {
+					t.Fatalf("echo: op %d %q", op, p)
+				}
+				rc.c.Close()
+			})
+		}
+
 		// Subprotocols: the server's preference among the client's offers.
 		c := ts.dialWS("/", &websocket.DialOptions{Subprotocols: []string{"chat.v1", "chat.v2"}})
 		if got := c.Subprotocol(); got != "chat.v2" {
@@ -165,7 +187,10 @@ func TestIntegrationProtocol(t *testing.T) {
 			{"close code 999", clientFrame(true, opClose, closeBody(999, "")), 1002},
 			{"close with 1-byte body", clientFrame(true, opClose, []byte{3}), 1002},
 			{"close reason invalid UTF-8", clientFrame(true, opClose, closeBody(1000, "\xff")), 1007},
+			{"invalid UTF-8 in a first fragment (fail fast)", clientFrame(false, opText, []byte{'a', 0xc0, 0x80}), 1007},
+			{"close over 125 bytes", clientFrame(true, opClose, closeBody(1000, strings.Repeat("r", 124))), 1002},
 			{"message over MaxMessage", clientFrame(true, opBinary, payload(maxMessage+1, false, 2)), 1009},
+			{"unfinished fragments over MaxMessage", cat(clientFrame(false, opBinary, ok[:600]), clientFrame(false, opCont, payload(401, false, 3))), 1009},
 			{"fragments over MaxMessage", cat(clientFrame(false, opBinary, ok[:600]), clientFrame(true, opCont, payload(401, false, 3))), 1009},
 		}
 		for _, tc := range cases {
@@ -216,6 +241,17 @@ func TestIntegrationControl(t *testing.T) {
 			rc.expectUpgrade()
 			if op, p := rc.readMessage(); op != opText || string(p) != "right behind" {
 				t.Fatalf("got op %d %q, want the frame sent behind the request echoed", op, p)
+			}
+			rc.c.Close()
+		})
+
+		t.Run("remote_addr", func(t *testing.T) {
+			rc := ts.openRaw()
+			rc.t = t
+			var ci *connInfo
+			waitFor(t, "OnOpen of the raw client", func() bool { ci = ts.rec.conn(rc.id); return ci != nil })
+			if want := rc.c.LocalAddr().String(); ci.remote != want {
+				t.Errorf("Conn.RemoteAddr() in OnOpen = %q, want the client's address %q", ci.remote, want)
 			}
 			rc.c.Close()
 		})

@@ -75,9 +75,37 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 type connInfo struct {
 	id       int64
 	remote   string // the peer's address as the server saw it at open
+	handle   session.Handle
 	messages atomic.Int64
 	closes   atomic.Int32
 	extra    any // for a test's own use
+}
+
+// preOpen is the Accept.Value the harness's UpgradeFunc gives a connection.
+type preOpen struct {
+	id    int64
+	value any // what the test's own UpgradeFunc returned as Value
+}
+
+// connIDHeader carries the connection's recorder id in the 101 response.
+const connIDHeader = "X-Test-Conn"
+
+// upgrade wraps a test's UpgradeFunc (nil: accept all): it numbers each
+// accepted connection and tells the client the number in a header.
+func (r *recorder) upgrade(inner session.UpgradeFunc) session.UpgradeFunc {
+	return func(req *session.Request) (session.Accept, error) {
+		var a session.Accept
+		if inner != nil {
+			var err error
+			if a, err = inner(req); err != nil {
+				return a, err
+			}
+		}
+		id := r.nextID.Add(1)
+		a.Header = append(append([]byte(nil), a.Header...), fmt.Sprintf("%s: %d\r\n", connIDHeader, id)...)
+		a.Value = &preOpen{id: id, value: a.Value}
+		return a, nil
+	}
 }
 
 // closeEvent is one OnClose call.
@@ -114,9 +142,9 @@ func newRecorder() *recorder {
 func echoRecorder() *recorder {
 	r := newRecorder()
 	r.message = func(c *session.Conn, op session.Opcode, p []byte) {
-		if err := c.Send(op, p); err != nil {
-			r.violation(fmt.Sprintf("echo Send(%v, %d bytes): %v", op, len(p), err))
-		}
+		// An error (a peer that reset, a close under way) is for the
+		// client side of each test to notice.
+		_ = c.Send(op, p)
 	}
 	return r
 }
@@ -128,15 +156,16 @@ func (r *recorder) violation(s string) {
 }
 
 func (r *recorder) OnOpen(c *session.Conn) {
-	ci := &connInfo{id: r.nextID.Add(1)}
+	// The harness's UpgradeFunc numbered the connection (and told the client
+	// the number in a response header) through Accept.Value.
+	pre, ok := c.Value().(*preOpen)
+	if !ok {
+		r.violation(fmt.Sprintf("OnOpen: Value() = %T, want the Accept.Value given by the UpgradeFunc", c.Value()))
+		pre = &preOpen{id: r.nextID.Add(1)}
+	}
+	ci := &connInfo{id: pre.id, extra: pre.value, handle: c.Handle()}
 	if a := c.RemoteAddr(); a != nil {
 		ci.remote = a.String()
-	} else {
-		r.violation(fmt.Sprintf("conn %d: RemoteAddr() is nil in OnOpen", ci.id))
-	}
-	if c.Value() != nil {
-		// Value may carry Accept.Value from an UpgradeFunc: keep it reachable.
-		ci.extra = c.Value()
 	}
 	c.SetValue(ci)
 	if st := c.State(); st != session.StateOpen {
@@ -234,38 +263,36 @@ func (r *recorder) waitClose(t testing.TB) closeEvent {
 	}
 }
 
-// waitCloseFrom waits for the OnClose of the connection whose peer address
-// is remote (a raw client's local address).
-func (r *recorder) waitCloseFrom(t testing.TB, remote string) closeEvent {
+// waitCloseOf waits for the OnClose of connection id.
+func (r *recorder) waitCloseOf(t testing.TB, id int64) closeEvent {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		r.mu.Lock()
 		for _, ev := range r.closed {
-			if ev.remote == remote {
+			if ev.id == id {
 				r.mu.Unlock()
 				return ev
 			}
 		}
 		r.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("no OnClose for the connection from %s within %v", remote, waitTimeout)
+			t.Fatalf("no OnClose for connection %d within %v", id, waitTimeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-// closeCountFrom is how many OnClose calls the connection from remote got.
-func (r *recorder) closeCountFrom(remote string) int {
+// conn returns what the recorder knows of connection id, or nil.
+func (r *recorder) conn(id int64) *connInfo {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := 0
-	for _, ev := range r.closed {
-		if ev.remote == remote {
-			n++
+	for _, ci := range r.conns {
+		if ci.id == id {
+			return ci
 		}
 	}
-	return n
+	return nil
 }
 
 // checkContract reports every violation seen and, once the server is gone,
@@ -351,6 +378,7 @@ func startServerAt(t *testing.T, engine string, rec *recorder, edit func(o *loop
 	if edit != nil {
 		edit(&opts)
 	}
+	opts.Session.Upgrade = rec.upgrade(opts.Session.Upgrade)
 	srv, err := loop.NewServer(rec, opts)
 	if err != nil {
 		t.Fatalf("NewServer(%s): %v", engine, err)
@@ -511,6 +539,7 @@ type rawClient struct {
 	t  testing.TB
 	c  *net.TCPConn
 	br *bufio.Reader
+	id int64 // the server's connection number, from the 101 response
 }
 
 const testKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -554,7 +583,7 @@ func (ts *testServer) openRaw() *rawClient {
 // serverClose is the server's OnClose for this client's connection.
 func (rc *rawClient) serverClose(r *recorder) closeEvent {
 	rc.t.Helper()
-	return r.waitCloseFrom(rc.t, rc.c.LocalAddr().String())
+	return r.waitCloseOf(rc.t, rc.id)
 }
 
 func (rc *rawClient) write(p []byte) {
@@ -602,6 +631,9 @@ func (rc *rawClient) expectUpgrade() *http.Response {
 	}
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptFor(testKey); got != want {
 		rc.t.Errorf("Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	if _, err := fmt.Sscan(resp.Header.Get(connIDHeader), &rc.id); err != nil {
+		rc.t.Errorf("101 without the %s header the UpgradeFunc added (Accept.Header): %q", connIDHeader, resp.Header.Get(connIDHeader))
 	}
 	return resp
 }

@@ -1,6 +1,7 @@
 package loop_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -38,18 +39,19 @@ func TestIntegrationVanish(t *testing.T) {
 			}},
 		}
 		for _, tc := range cases {
-			rc := ts.openRaw()
-			rc.t = t
-			tc.send(rc)
-			if tc.reset {
-				rc.c.SetLinger(0)
-			}
-			local := rc.c.LocalAddr().String()
-			rc.c.Close()
-			ev := ts.rec.waitCloseFrom(t, local)
-			if ev.code != session.StatusAbnormal {
-				t.Errorf("%s: OnClose code %d, want 1006", tc.name, ev.code)
-			}
+			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+				rc := ts.openRaw()
+				rc.t = t
+				tc.send(rc)
+				if tc.reset {
+					rc.c.SetLinger(0)
+				}
+				rc.c.Close()
+				ev := rc.serverClose(ts.rec)
+				if ev.code != session.StatusAbnormal {
+					t.Errorf("OnClose code %d, want 1006", ev.code)
+				}
+			})
 		}
 
 		// Vanishing during the handshake: nothing opens, nothing is held.

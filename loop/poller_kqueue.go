@@ -148,7 +148,6 @@ func newSocket(family int) (int, error) {
 		unix.Close(fd)
 		return -1, os.NewSyscallError("setnonblock", err)
 	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_NOSIGPIPE, 1)
 	return fd, nil
 }
 
@@ -176,7 +175,6 @@ func accept(lfd int) (int, error) {
 			unix.Close(fd)
 			return -1, err
 		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_NOSIGPIPE, 1)
 		return fd, nil
 	}
 }

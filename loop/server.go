@@ -88,38 +88,12 @@ func engineNames() string {
 	return strings.Join(names, ", ")
 }
 
-// Session defaults applied by NewServer where the Config leaves zero.
-const (
-	defaultMaxMessage       = 1 << 20
-	defaultMaxRequestHeader = 8 << 10
-	defaultHighWater        = 1 << 20
-	defaultHandshakeTimeout = 10 * time.Second
-	defaultPongTimeout      = 10 * time.Second
-	defaultCloseTimeout     = 5 * time.Second
-	defaultShutdownTimeout  = 5 * time.Second
-)
+// defaultShutdownTimeout bounds Shutdown when its context has no deadline.
+const defaultShutdownTimeout = 5 * time.Second
 
-// completeConfig fills the documented defaults of session.Config.
-func completeConfig(c *session.Config) {
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = defaultMaxMessage
-	}
-	if c.MaxRequestHeader <= 0 {
-		c.MaxRequestHeader = defaultMaxRequestHeader
-	}
-	if c.HighWater <= 0 {
-		c.HighWater = defaultHighWater
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = defaultHandshakeTimeout
-	}
-	if c.PongTimeout <= 0 {
-		c.PongTimeout = defaultPongTimeout
-	}
-	if c.CloseTimeout <= 0 {
-		c.CloseTimeout = defaultCloseTimeout
-	}
-}
+// completeConfig fills the documented defaults of session.Config (the
+// Dialer uses it too).
+func completeConfig(c *session.Config) { c.Normalize() }
 
 // Server serves WebSocket connections (and plain HTTP on the same port) with
 // one of the engines.
@@ -305,6 +279,11 @@ func connLimit(max, loops int) (int, error) {
 	}
 	return c, nil
 }
+
+// overCapacityResponse answers a connection that arrives when the gnet or
+// goroutine engine holds MaxConns connections; the socket is then closed.
+// (The epoll engine leaves such connections in the listen backlog.)
+var overCapacityResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n")
 
 // unlimitedConns is the capacity reported where nothing limits descriptors.
 const unlimitedConns = 1 << 30

@@ -342,6 +342,17 @@ func testMaxConns(t *testing.T, engine string) {
 		c.CloseNow()
 		t.Fatal("a third connection was accepted with MaxConns 2")
 	}
+	// A raw client that sends nothing reads the refusal cleanly.
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(testWait))
+	refusal, _ := io.ReadAll(nc)
+	nc.Close()
+	if !strings.HasPrefix(string(refusal), "HTTP/1.1 503 ") {
+		t.Errorf("over capacity: got %q, want a 503 response", refusal)
+	}
 	a.CloseNow()
 	waitUntil(t, "a free place", func() bool { return s.Conns() < 2 })
 	if got := roundTrip(t, dial(t, wsURL(s, "/"), nil), websocket.MessageText, []byte("x")); string(got) != "x" {
@@ -404,4 +415,46 @@ func testHandshakeTimeout(t *testing.T, engine string) {
 		t.Fatal("the server kept a silent connection open past its handshake timeout")
 	}
 	waitUntil(t, "the connection to be gone", func() bool { return s.Conns() == 0 })
+}
+
+// upgradeRequest is a minimal valid opening handshake.
+const upgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+// maskedFrame returns a masked client frame (FIN, op) carrying p.
+func maskedFrame(op byte, p []byte) []byte {
+	if len(p) > 125 {
+		panic("maskedFrame: payload too long for this helper")
+	}
+	key := [4]byte{0x11, 0x22, 0x33, 0x44}
+	f := append([]byte{0x80 | op, 0x80 | byte(len(p))}, key[:]...)
+	for i, b := range p {
+		f = append(f, b^key[i%4])
+	}
+	return f
+}
+
+// testTaskPanic checks that a panicking Handle task closes only its own
+// connection: the server and other connections go on.
+func testTaskPanic(t *testing.T, engine string) {
+	handles := make(chan session.Handle, 2)
+	h := session.HandlerFuncs{
+		Open:    func(c *session.Conn) { handles <- c.Handle() },
+		Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) },
+	}
+	s := startServer(t, engine, h, Options{})
+	victim := dial(t, wsURL(s, "/"), nil)
+	hv := <-handles
+	other := dial(t, wsURL(s, "/"), nil)
+	<-handles
+	_ = hv.Do(func(*session.Conn) { panic("task bug") })
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
+	if _, _, err := victim.Read(ctx); err == nil {
+		t.Fatal("the connection whose task panicked is still delivering messages")
+	}
+	if got := roundTrip(t, other, websocket.MessageText, []byte("still here")); string(got) != "still here" {
+		t.Fatalf("other connection: %q", got)
+	}
+	waitUntil(t, "the victim to be gone", func() bool { return s.Conns() == 1 })
 }

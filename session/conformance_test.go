@@ -53,10 +53,10 @@ type ccase struct {
 	huge          bool // 16 MiB: whole and 64-KiB pieces only, to bound the runtime
 }
 
-func txt(s string) tframe          { return tframe{fin: true, op: opText, payload: []byte(s)} }
-func bin(b []byte) tframe          { return tframe{fin: true, op: opBin, payload: b} }
-func ping(s string) tframe         { return tframe{fin: true, op: opPing, payload: []byte(s)} }
-func pong(s string) tframe         { return tframe{fin: true, op: opPong, payload: []byte(s)} }
+func txt(s string) tframe  { return tframe{fin: true, op: opText, payload: []byte(s)} }
+func bin(b []byte) tframe  { return tframe{fin: true, op: opBin, payload: b} }
+func ping(s string) tframe { return tframe{fin: true, op: opPing, payload: []byte(s)} }
+func pong(s string) tframe { return tframe{fin: true, op: opPong, payload: []byte(s)} }
 func frag(op byte, fin bool, s string) tframe {
 	return tframe{fin: fin, op: op, payload: []byte(s)}
 }

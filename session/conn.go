@@ -47,18 +47,20 @@ type Conn struct {
 }
 
 const (
-	fClient       uint16 = 1 << iota
-	fInFrame             // between a frame's header and the end of its payload
-	fFin                 // the current frame is final
-	fDiscard             // the current frame's payload is skipped
-	fCloseSent           // a close frame was sent: no more data frames out, data in is discarded
-	fCloseRecv           // a close frame was received: input is over
-	fReported            // OnClose was called
-	fTClosed             // Transport.Close was called or the transport is gone
-	fPing                // a keepalive ping is waiting for any input
-	fStampPending        // the closing deadline starts at the next Feed or Tick
-	fBusy                // inside Feed, Tick or InitClient
-	fOpened              // the handshake completed
+	fClient        uint16 = 1 << iota
+	fInFrame              // between a frame's header and the end of its payload
+	fFin                  // the current frame is final
+	fDiscard              // the current frame's payload is skipped
+	fCloseSent            // a close frame was sent: no more data frames out, data in is discarded
+	fCloseRecv            // a close frame was received: input is over
+	fReported             // OnClose was called
+	fTClosed              // Transport.Close was called or the transport is gone
+	fPing                 // a keepalive ping is waiting for any input
+	fStampPending         // the closing deadline starts at the next Feed or Tick
+	fBusy                 // inside Feed, Tick or InitClient
+	fOpened               // the handshake completed
+	fInHandler            // inside OnOpen or OnMessage
+	fReportPending        // the transport closed during OnOpen/OnMessage: OnClose follows their return
 )
 
 // Errors a handler may see in OnClose.
@@ -232,9 +234,12 @@ func (c *Conn) InitClient(cfg *Config, t Transport, r *ClientRequest, h Handler,
 	c.proto = joinProtocols(r.Protocols)
 	sb := getBuf(512 + len(r.Host) + len(r.Path) + len(r.Origin) + len(r.Extra) + len(c.proto))
 	*sb = codec.AppendClientRequest(*sb, r, key[:])
-	err := c.write(*sb)
+	_, err := t.Write(*sb)
 	putBuf(sb)
-	if err == nil {
+	if err != nil {
+		c.report(StatusAbnormal, "", err)
+		c.closeTransport()
+	} else {
 		c.arm(now)
 	}
 	c.exit(now)
@@ -258,8 +263,8 @@ func (c *Conn) Feed(p []byte, now int64) {
 		} else {
 			p = c.feedRequest(p, now)
 		}
-		if len(p) > 0 && c.state == StateOpen {
-			c.feedFrames(p)
+		if len(p) > 0 {
+			c.feedFrames(p) // OnOpen may have started closing: the reply is among these bytes
 		}
 	case StateOpen, StateClosing:
 		c.feedFrames(p)
@@ -346,8 +351,16 @@ func (c *Conn) scheduleClose() {
 
 // report delivers OnClose once, for connections that opened and for
 // client-role connections (whose handshake failures are reported too).
+//
+// Handler methods do not nest: when the transport closes under OnOpen or
+// OnMessage (a write failed and the engine closed synchronously), OnClose is
+// delivered when that method returns, with ErrClosed.
 func (c *Conn) report(code StatusCode, reason string, err error) {
 	if c.flags&fReported != 0 || c.flags&(fOpened|fClient) == 0 || c.h == nil {
+		return
+	}
+	if c.flags&fInHandler != 0 {
+		c.flags |= fReportPending
 		return
 	}
 	c.flags |= fReported

@@ -23,8 +23,8 @@ func TestConnSize(t *testing.T) {
 // echoHandler sends every message back; it is allocation-free.
 type echoHandler struct{}
 
-func (echoHandler) OnOpen(*Conn)                           {}
-func (echoHandler) OnMessage(c *Conn, op Opcode, p []byte) { _ = c.Send(op, p) }
+func (echoHandler) OnOpen(*Conn)                             {}
+func (echoHandler) OnMessage(c *Conn, op Opcode, p []byte)   { _ = c.Send(op, p) }
 func (echoHandler) OnClose(*Conn, StatusCode, string, error) {}
 
 // TestEchoAllocs: Feed of a complete frame -> OnMessage -> Send of the same
@@ -52,7 +52,7 @@ func TestEchoAllocs(t *testing.T) {
 				if err != nil || len(got) != 1 || !bytes.Equal(got[0].payload, pattern(n)) {
 					t.Fatalf("%v %d: echo wrong: %v %v", role, n, got, err)
 				}
-				if allocs != 0 {
+				if allocs != 0 && !raceEnabled {
 					t.Errorf("%v role, %d bytes, split %v: %v allocs per echoed message, want 0", role, n, split, allocs)
 				}
 				if c.buf != nil {
@@ -754,5 +754,47 @@ func TestNormalize(t *testing.T) {
 		cfg.HandshakeTimeout != DefaultHandshakeTimeout || cfg.PongTimeout != DefaultPongTimeout || cfg.CloseTimeout != DefaultCloseTimeout ||
 		cfg.IdleTimeout != 0 || cfg.PingInterval != 0 {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+// A write failing inside OnMessage with an engine that closes synchronously:
+// OnClose waits for OnMessage to return (handler methods never nest).
+func TestTransportClosedInsideHandler(t *testing.T) {
+	var rec *recorder
+	closesInside := -1
+	rec = &recorder{onMessage: func(c *Conn, op Opcode, p []byte) {
+		if err := c.Send(op, p); err == nil {
+			t.Error("Send succeeded on a broken transport")
+		}
+		closesInside = rec.closes
+	}}
+	c, ft := openConn(t, &Config{}, Server, rec)
+	ft.writeErr = errors.New("broken pipe")
+	c.Feed(encodeFrames([]tframe{txt("a"), txt("b")}, true, newRng()), t0)
+	if closesInside != 0 || rec.closes != 1 || strings.Join(rec.events, " ") != "open msg:1:1 close:1006" {
+		t.Fatalf("OnClose inside OnMessage: %d; events %v", closesInside, rec.events)
+	}
+	if c.State() != StateClosed || c.buf != nil {
+		t.Fatalf("state %v", c.State())
+	}
+}
+
+// OnOpen may start the close handshake; the peer's reply may already sit
+// behind the request in the same read.
+func TestCloseInOnOpen(t *testing.T) {
+	rec := &recorder{}
+	h := HandlerFuncs{
+		Open:  func(c *Conn) { _ = c.Close(StatusNormal, "") },
+		Close: rec.OnClose,
+	}
+	c := &Conn{}
+	ft := &fakeTransport{conn: c}
+	c.Init(&Config{Handler: h}, ft, t0)
+	in := append([]byte(upgradeRequest("")), encodeFrames([]tframe{txt("ignored"), closeF(1000, "")}, true, newRng())...)
+	c.Feed(in, t0)
+	_, rest, _ := bytes.Cut(ft.out, []byte("\r\n\r\n"))
+	fs, _ := decodeFrames(rest, false)
+	if len(fs) != 1 || fs[0].op != opClose || rec.code != 1000 || ft.closed != 1 || c.State() != StateClosed {
+		t.Fatalf("wrote %v, OnClose %d, closed %d", fs, rec.code, ft.closed)
 	}
 }

@@ -288,7 +288,8 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) {
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Messages.Add(1)
 	}
-	defer c.recoverHandler()
+	c.flags |= fInHandler
+	defer c.handlerDone()
 	c.h.OnMessage(c, op, p)
 }
 
@@ -341,13 +342,19 @@ func (c *Conn) closeReceived(code StatusCode, reason string) {
 	}
 }
 
-// recoverHandler turns a handler panic into a 1011 close.
-func (c *Conn) recoverHandler() {
+// handlerDone runs when OnOpen or OnMessage returns: it turns a panic into
+// a 1011 close and delivers an OnClose that came due meanwhile.
+func (c *Conn) handlerDone() {
+	c.flags &^= fInHandler
 	if r := recover(); r != nil {
 		if c.cfg.Stats != nil {
 			c.cfg.Stats.Panics.Add(1)
 		}
 		c.fail(StatusInternalError, "internal error", fmt.Errorf("websocket: handler panic: %v", r))
+	}
+	if c.flags&fReportPending != 0 {
+		c.flags &^= fReportPending
+		c.report(StatusAbnormal, "", ErrClosed)
 	}
 }
 

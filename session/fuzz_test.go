@@ -25,7 +25,11 @@ func FuzzFeed(f *testing.F) {
 			continue
 		}
 		for _, role := range []byte{0, 1} {
-			f.Add(role|byte(len(cc.name)%4)<<2, uint64(len(cc.name)), encodeFrames(cc.in, role == 0, rng))
+			// Small seeds only: the fuzzer minimizes what it finds, which
+			// is slow on large inputs.
+			if in := encodeFrames(cc.in, role == 0, rng); len(in) <= 2048 {
+				f.Add(role|byte(len(cc.name)%4)<<2, uint64(len(cc.name)), in)
+			}
 		}
 	}
 	f.Add(byte(2), uint64(1), []byte(upgradeRequest("")+"\x81\x85abcd"))

@@ -19,7 +19,11 @@ type Handler interface {
 	// (with StatusAbnormal and the error: a *HandshakeError, a syscall error):
 	// code and reason are the peer's close status when a close frame was
 	// received (StatusNoStatus when it had no body), StatusAbnormal when the
-	// socket went away without one; err says why when the close was not clean.
+	// socket went away without one; err says why when the close was not clean:
+	// a *ProtocolError when this end failed the connection for the peer's
+	// violation (its Code is what the close frame sent said), ErrCloseTimeout,
+	// ErrPongTimeout, a handler panic (1011 was sent), or the engine's error.
+	// It never runs while OnOpen or OnMessage of the same connection runs.
 	OnClose(c *Conn, code StatusCode, reason string, err error)
 }
 

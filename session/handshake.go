@@ -157,7 +157,8 @@ func (c *Conn) open(now int64) {
 		c.cfg.Stats.Opened.Add(1)
 	}
 	c.arm(now)
-	defer c.recoverHandler()
+	c.flags |= fInHandler
+	defer c.handlerDone()
 	c.h.OnOpen(c)
 }
 

@@ -47,9 +47,11 @@ func (f *fakeTransport) Close() {
 	}
 }
 
-func (f *fakeTransport) SetTimer(at int64)    { f.timer = at; f.timerSets++ }
-func (f *fakeTransport) Handle() Handle       { return Handle{} }
-func (f *fakeTransport) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (f *fakeTransport) SetTimer(at int64) { f.timer = at; f.timerSets++ }
+func (f *fakeTransport) Handle() Handle    { return Handle{} }
+func (f *fakeTransport) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
 
 // recorder is a Handler that records events and, when echo is set, sends
 // every message back.

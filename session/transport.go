@@ -10,13 +10,21 @@ import (
 type Transport interface {
 	// Write sends p, in order after everything written before: as much as the
 	// socket takes now, and a copy of the rest kept until it drains. p is not
-	// retained. It returns how many bytes now wait in the engine.
+	// retained. It returns how many bytes now wait in the engine. An empty p
+	// writes nothing and just reports that count: a Conn whose last Write
+	// reported Config.HighWater or more asks again this way before applying
+	// Config.Overflow, since the engine may have drained meanwhile. After an
+	// error the Conn calls Close.
 	Write(p []byte) (buffered int, err error)
 	// Close flushes what waits (for a bounded time), closes the socket and
-	// then calls Conn.TransportClosed. Calling it again does nothing.
+	// then calls Conn.TransportClosed, either before returning or later.
+	// Calling it again does nothing.
 	Close()
 	// SetTimer asks for Conn.Tick to be called at or soon after at (engine
-	// clock, nanoseconds); it replaces any earlier request, 0 cancels.
+	// clock, nanoseconds); it replaces any earlier request, 0 cancels. An at
+	// already past asks for a Tick as soon as possible, but never from inside
+	// SetTimer (a Conn calls it with at == 1 when it needs the time outside a
+	// Feed or Tick, e.g. when a Handle task starts the close handshake).
 	SetTimer(at int64)
 	// Handle returns a goroutine-safe reference to this connection.
 	Handle() Handle

@@ -51,3 +51,8 @@ const (
 	StateClosing                // a close frame was sent or received; waiting for the other half or the socket
 	StateClosed                 // the socket is gone; the Conn must not be used again
 )
+
+// ProtocolError is the err OnClose receives when this end failed the
+// connection because the peer broke RFC 6455; Code is the close code that
+// was sent (1002, 1007, 1009).
+type ProtocolError = codec.ProtocolError

@@ -86,30 +86,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	defer f.Close()
 	if st.IsDir() {
+		f.Close()
 		if !dirSlash {
 			redirectSlash(w, r)
 			return
 		}
-		f.Close()
 		name = path.Join(name, "index.html")
-		f, st, err = h.open(name)
-		if err != nil {
+		if f, st, err = h.open(name); err != nil {
 			h.fail(w, r, err)
-			return
-		}
-		defer f.Close()
-		if st.IsDir() {
-			http.NotFound(w, r)
 			return
 		}
 	} else if dirSlash {
 		// "/file.txt/" names no directory.
+		f.Close()
 		http.NotFound(w, r)
 		return
 	}
-	if !st.Mode().IsRegular() {
+	defer f.Close()
+	if !st.Mode().IsRegular() { // a directory named index.html, a device, a FIFO
 		http.NotFound(w, r)
 		return
 	}

@@ -34,6 +34,7 @@ func tree(t *testing.T) (root string) {
 		"root/nolist/a.txt":       "a",
 		"root/nolist/b.txt":       "b",
 		"root/weird name.txt":     "spaced",
+		"root/odd/index.html/x":   "a directory named index.html",
 		"root/docs/deeper/x.html": "<p>x</p>",
 	}
 	for name, body := range files {
@@ -165,6 +166,9 @@ func TestNoDirectoryListing(t *testing.T) {
 	}
 	if b := rec.Body.String(); strings.Contains(b, "a.txt") || strings.Contains(b, "b.txt") {
 		t.Fatalf("GET /nolist/ lists files: %q", b)
+	}
+	if rec := do(h, "GET", "/odd/"); rec.Code != 404 {
+		t.Fatalf("GET /odd/ (index.html is a directory): status %d, want 404", rec.Code)
 	}
 }
 

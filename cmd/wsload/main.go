@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -28,16 +29,21 @@ func main() {
 	if loadtest.IsWorker() {
 		os.Exit(loadtest.WorkerMain())
 	}
-	os.Exit(run())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run() int {
+// run is the command with its arguments and output streams; it returns the
+// exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg loadtest.Config
-	args := os.Args[1:]
 	if len(args) > 0 && slices.Contains(loadtest.Scenarios, args[0]) {
 		cfg.Scenario, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("wsload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: wsload [%s] -url ws://host:port/path [flags]\n", strings.Join(loadtest.Scenarios, "|"))
 		fs.PrintDefaults()
@@ -72,7 +78,7 @@ func run() int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "wsload: unexpected arguments %q\n", fs.Args())
+		fmt.Fprintf(stderr, "wsload: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
 	cfg.Scenario = *scenario
@@ -80,7 +86,7 @@ func run() int {
 	if *src != "" {
 		var err error
 		if cfg.Src, err = loadtest.ParseSrc(*src); err != nil {
-			fmt.Fprintln(os.Stderr, "wsload:", err)
+			fmt.Fprintln(stderr, "wsload:", err)
 			return 2
 		}
 	}
@@ -88,20 +94,18 @@ func run() int {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	if loadtest.IsTerminal(os.Stderr) {
-		cfg.Progress = os.Stderr
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if f, ok := stderr.(*os.File); ok && loadtest.IsTerminal(f) {
+		cfg.Progress = stderr
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	rep, err := loadtest.Run(ctx, cfg)
 	if rep != nil {
-		rep.WriteText(os.Stdout)
+		rep.WriteText(stdout)
 		if *jsonFile != "" {
 			b, _ := json.MarshalIndent(rep, "", "  ")
 			if werr := os.WriteFile(*jsonFile, append(b, '\n'), 0o644); werr != nil {
-				fmt.Fprintln(os.Stderr, "wsload:", werr)
+				fmt.Fprintln(stderr, "wsload:", werr)
 				return 2
 			}
 		}
@@ -109,10 +113,10 @@ func run() int {
 	var verr *loadtest.VerificationError
 	switch {
 	case errors.As(err, &verr):
-		fmt.Fprintln(os.Stderr, "wsload: FAILED:", strings.Join(verr.Failures, "; "))
+		fmt.Fprintln(stderr, "wsload: FAILED:", strings.Join(verr.Failures, "; "))
 		return 1
 	case err != nil:
-		fmt.Fprintln(os.Stderr, "wsload:", err)
+		fmt.Fprintln(stderr, "wsload:", err)
 		return 2
 	}
 	return 0

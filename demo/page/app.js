@@ -20,16 +20,21 @@ function log(list, text, cls) {
 }
 
 // ---- Echo ----
+var echoSent = 0, echoReceived = 0; // the page's own echo socket, for the self-test
 function startEcho() {
   var ws = new WebSocket(wsURL("/ws/echo"));
   ws.onopen = function () { $("echo-state").textContent = "open"; };
   ws.onclose = function (e) { $("echo-state").textContent = "closed (" + e.code + ")"; };
-  ws.onmessage = function (e) { log($("echo-log"), "< " + e.data); };
+  ws.onmessage = function (e) {
+    echoReceived++;
+    log($("echo-log"), "< " + (typeof e.data === "string" ? e.data : "(binary)"));
+  };
   $("echo-form").onsubmit = function (ev) {
     ev.preventDefault();
     var v = $("echo-input").value;
     if (ws.readyState !== WebSocket.OPEN || v === "") return;
     ws.send(v);
+    echoSent++;
     log($("echo-log"), "> " + v, "out");
     $("echo-input").value = "";
   };
@@ -144,7 +149,13 @@ function testEcho() {
         var got = new Uint8Array(m);
         return got.length === bin.length && got.every(function (b, i) { return b === bin[i]; });
       });
-    }).then(function () { ws.close(1000); return "ok"; });
+    }).then(function () {
+      ws.close(1000);
+      // The page's own echo socket sent nothing, so it must have got nothing:
+      // replies go to their sender only.
+      if (echoReceived > echoSent) throw new Error("echo reached another connection");
+      return "ok";
+    });
   });
 }
 

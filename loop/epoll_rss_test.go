@@ -1,0 +1,203 @@
+//go:build linux
+
+package loop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsloop/wsloop/session"
+)
+
+// TestRSSPerIdleConnection measures what an idle WebSocket connection costs
+// the epoll server, as the OS sees it: the growth of the server process's
+// VmRSS from before the first connection to after every connection has
+// echoed one 64-byte message and RSS has settled, with no forced GC in the
+// server. The server and the clients (a Dialer) run in separate processes
+// (one process holds at most ~20,000 descriptors). It is a measurement, not
+// a unit test, so it runs only when asked:
+//
+//	WSLOOP_RSS_TEST=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
+//
+// WSLOOP_RSS_CONNS sets the number of connections (default 19000).
+func TestRSSPerIdleConnection(t *testing.T) {
+	switch os.Getenv("WSLOOP_RSS_ROLE") {
+	case "server":
+		rssServer()
+		return
+	case "client":
+		rssClient()
+		return
+	}
+	if os.Getenv("WSLOOP_RSS_TEST") == "" {
+		t.Skip("a measurement: set WSLOOP_RSS_TEST=1 to run it")
+	}
+	n := 19000
+	if v := os.Getenv("WSLOOP_RSS_CONNS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	self, _ := os.Executable()
+	srv := exec.Command(self, "-test.run=^TestRSSPerIdleConnection$")
+	srv.Env = append(os.Environ(), "WSLOOP_RSS_ROLE=server")
+	srvIn, _ := srv.StdinPipe()
+	srvOut, _ := srv.StdoutPipe()
+	srv.Stderr = os.Stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	sr := bufio.NewScanner(srvOut)
+	field := func(prefix string) string {
+		for sr.Scan() {
+			if s, ok := strings.CutPrefix(sr.Text(), prefix); ok {
+				return s
+			}
+		}
+		t.Fatalf("server ended before printing %q", prefix)
+		return ""
+	}
+	addr := field("ADDR ")
+	before, _ := strconv.ParseInt(field("RSS_BEFORE "), 10, 64)
+
+	cl := exec.Command(self, "-test.run=^TestRSSPerIdleConnection$")
+	cl.Env = append(os.Environ(), "WSLOOP_RSS_ROLE=client", "WSLOOP_RSS_ADDR="+addr, "WSLOOP_RSS_N="+strconv.Itoa(n))
+	clIn, _ := cl.StdinPipe()
+	clOut, _ := cl.StdoutPipe()
+	cl.Stderr = os.Stderr
+	if err := cl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Process.Kill()
+	cs := bufio.NewScanner(clOut)
+	echoed := ""
+	for cs.Scan() {
+		if s, ok := strings.CutPrefix(cs.Text(), "ECHOED "); ok {
+			echoed = s
+			break
+		}
+	}
+	if echoed != strconv.Itoa(n) {
+		t.Fatalf("clients echoed %q of %d", echoed, n)
+	}
+	fmt.Fprintln(srvIn, "measure")
+	after, _ := strconv.ParseInt(field("RSS_AFTER "), 10, 64)
+	conns, _ := strconv.Atoi(field("CONNS "))
+	if conns != n {
+		t.Fatalf("server holds %d connections, want %d", conns, n)
+	}
+	growth := after - before
+	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB, growth %d bytes per connection",
+		n, before>>10, after>>10, growth/int64(n))
+	fmt.Fprintln(clIn, "quit")
+	fmt.Fprintln(srvIn, "quit")
+	_ = cl.Wait()
+	_ = srv.Wait()
+}
+
+func vmRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		if s, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(string(s), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// settledRSS waits until VmRSS stops moving (at most a minute).
+func settledRSS() int64 {
+	prev := vmRSS()
+	stable := 0
+	for i := 0; i < 120 && stable < 6; i++ {
+		time.Sleep(500 * time.Millisecond)
+		cur := vmRSS()
+		if d := cur - prev; d < 16<<10 && d > -16<<10 {
+			stable++
+		} else {
+			stable = 0
+		}
+		prev = cur
+	}
+	return prev
+}
+
+func rssServer() {
+	h := session.HandlerFuncs{Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) }}
+	s, err := NewServer(h, Options{Engine: "epoll"})
+	if err != nil {
+		panic(err)
+	}
+	if err := s.Listen("127.0.0.1:0"); err != nil {
+		panic(err)
+	}
+	fmt.Println("ADDR", s.Addr())
+	fmt.Println("RSS_BEFORE", settledRSS())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "measure":
+			fmt.Println("RSS_AFTER", settledRSS())
+			fmt.Println("CONNS", s.Conns())
+		case "quit":
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}
+}
+
+func rssClient() {
+	addr, _ := net.ResolveTCPAddr("tcp", os.Getenv("WSLOOP_RSS_ADDR"))
+	n, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_N"))
+	d, err := NewDialer(DialerOptions{ConnectTimeout: 60 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer d.Close()
+	msg := bytes.Repeat([]byte("m"), 64)
+	var echoed, failed atomic.Int64
+	inflight := make(chan struct{}, 256) // keep the server's backlog short
+	h := session.HandlerFuncs{
+		Open: func(c *session.Conn) { _ = c.Send(session.Binary, msg) },
+		Message: func(c *session.Conn, op session.Opcode, p []byte) {
+			if c.Value() == nil {
+				c.SetValue(true)
+				echoed.Add(1)
+				<-inflight
+			}
+		},
+		Close: func(c *session.Conn, code session.StatusCode, reason string, err error) {
+			if c.Value() == nil { // failed before its echo
+				failed.Add(1)
+				<-inflight
+				fmt.Fprintln(os.Stderr, "client connection failed:", code, err)
+			}
+		},
+	}
+	req := &session.ClientRequest{Host: addr.String(), Path: "/"}
+	srcs := []net.IP{net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3")}
+	for i := 0; i < n; i++ {
+		inflight <- struct{}{}
+		if err := d.Dial(addr, srcs[i%len(srcs)], req, h); err != nil {
+			panic(err)
+		}
+	}
+	for echoed.Load()+failed.Load() < int64(n) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Println("ECHOED", echoed.Load())
+	_, _ = io.Copy(io.Discard, os.Stdin) // hold the connections until told
+}
