@@ -396,7 +396,7 @@ func AppendUpgradeResponse(dst, key []byte, protocol string, extra []byte) []byt
 // AppendErrorResponse appends a short complete response for e (status line,
 // e.Header when set, Content-Type text/plain, Content-Length, Connection: close,
 // and e.Reason as the body). A 426 also carries "Upgrade: websocket", which
-// RFC 9110 15.5.22 requires.
+// RFC 9110 15.5.22 requires, unless e.Header is already an Upgrade line.
 func AppendErrorResponse(dst []byte, e *HTTPError) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(e.Status), 10)
@@ -407,7 +407,7 @@ func AppendErrorResponse(dst []byte, e *HTTPError) []byte {
 		dst = append(dst, e.Header...)
 		dst = append(dst, "\r\n"...)
 	}
-	if e.Status == 426 {
+	if e.Status == 426 && !(len(e.Header) >= 8 && equalFold([]byte(e.Header[:8]), "Upgrade:")) {
 		dst = append(dst, "Upgrade: websocket\r\n"...)
 	}
 	dst = append(dst, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: "...)

@@ -389,6 +389,11 @@ func TestAppendErrorResponse(t *testing.T) {
 	if got != want {
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
+	// No second Upgrade line when the error carries one.
+	got = string(AppendErrorResponse(nil, &HTTPError{Status: 426, Reason: "ws only", Header: "upgrade: websocket"}))
+	if strings.Count(strings.ToLower(got), "upgrade: websocket") != 1 {
+		t.Fatalf("got %q", got)
+	}
 	got = string(AppendErrorResponse(nil, &HTTPError{Status: 431, Reason: "big"}))
 	want = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n" +
 		"Content-Length: 3\r\nConnection: close\r\n\r\nbig"

@@ -336,4 +336,7 @@ func TestRouterHandleFunc(t *testing.T) {
 	if _, got := read(t, c); got != "hello user-7" {
 		t.Fatalf("greeting %q", got)
 	}
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close: %v", err)
+	}
 }

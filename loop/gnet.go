@@ -146,6 +146,12 @@ func (e *gnetEngine) loopOf(el gnet.EventLoop) *gnetLoop {
 	if l = e.byEL[el]; l == nil {
 		l = &gnetLoop{e: e, el: el, wheel: newWheel(defaultTick, defaultWheelSlots, engineClock())}
 		l.tickTask = gnet.RunnableFunc(l.tick)
+		l.runOne = l.runTask
+		l.drainTask = gnet.RunnableFunc(func(context.Context) error {
+			l.q.drain(l.runOne)
+			return nil // an error would stop the loop
+		})
+		l.q = newTaskQueue(func() error { return l.el.Execute(context.Background(), l.drainTask) })
 		e.byEL[el] = l
 		e.loops = append(e.loops, l)
 	}
@@ -305,6 +311,13 @@ type gnetLoop struct {
 	// the call returns (rare: a failed write); nil when empty.
 	closeErrs map[uint64]error
 
+	// q carries tasks from other goroutines in order: gnet's own task
+	// queues (EventLoop.Execute) may reorder tasks under load, so Execute
+	// only carries the wake-up that drains q.
+	q         *taskQueue
+	drainTask gnet.Runnable
+	runOne    func(t *task)
+
 	timers     atomic.Int32 // wheel.Len(), for OnTick
 	tickQueued atomic.Bool  // a tick task is posted and has not run yet
 	tickTask   gnet.Runnable
@@ -392,37 +405,47 @@ func (l *gnetLoop) takeCloseErr(id uint64) error {
 	return err
 }
 
-// post runs fn on the loop.
-func (l *gnetLoop) post(fn func()) error {
-	err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		fn()
-		return nil // an error would stop the loop
-	}))
-	if err != nil {
+// post runs fn on the loop, after every task posted before.
+func (l *gnetLoop) post(fn func()) error { return l.enqueue(task{run: fn}) }
+
+func (l *gnetLoop) enqueue(t task) error {
+	if err := l.q.post(t); err != nil {
 		return session.ErrClosed
 	}
 	return nil
 }
 
-// Execute implements session.Executor.
-func (l *gnetLoop) Execute(id uint64, fn func(c *session.Conn)) error {
-	return l.post(func() {
-		if gc := l.lookup(id); gc != nil && gc.usable() {
-			gc.call(fn)
+// runTask runs one task of q on the loop.
+func (l *gnetLoop) runTask(t *task) {
+	switch {
+	case t.run != nil:
+		t.run()
+	case t.ids != nil:
+		for _, id := range t.ids {
+			if gc := l.lookup(id); gc != nil && gc.usable() {
+				gc.call(t.fn)
+			}
 		}
-	})
+	default:
+		if gc := l.lookup(t.id); gc != nil && gc.usable() {
+			gc.call(t.fn)
+		}
+	}
+}
+
+// Execute implements session.Executor. Tasks of one loop run in the order
+// they were posted.
+func (l *gnetLoop) Execute(id uint64, fn func(c *session.Conn)) error {
+	return l.enqueue(task{id: id, fn: fn})
 }
 
 // ExecuteAll implements session.Executor. ids must not change until the
 // task has run (Room hands over a list it no longer modifies).
 func (l *gnetLoop) ExecuteAll(ids []uint64, fn func(c *session.Conn)) error {
-	return l.post(func() {
-		for _, id := range ids {
-			if gc := l.lookup(id); gc != nil && gc.usable() {
-				gc.call(fn)
-			}
-		}
-	})
+	if len(ids) == 0 {
+		return nil
+	}
+	return l.enqueue(task{ids: ids, fn: fn})
 }
 
 // tick is the loop's timer task.

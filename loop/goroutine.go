@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,15 +25,25 @@ import (
 // that sends to its own connection never deadlocks and tasks keep their
 // order.
 //
-// Write policy: writes go straight to the net.Conn with a write deadline
-// (goroutineWriteTimeout); nothing is buffered, so Transport.Write reports 0
-// bytes waiting and the high-water policy never triggers. A peer that does
-// not read blocks its writer for at most the deadline, after which the
-// connection is closed. Timers are one time.AfterFunc per connection: honest
-// for this engine, whose per-connection cost is a goroutine anyway.
+// Write policy (plain TCP): a write goes straight to the socket with a short
+// deadline (goroutineStall). What the kernel does not take by then is copied
+// to the connection's outbound buffer and a flusher goroutine, started only
+// for such a slow peer, writes it (goroutineWriteTimeout per chunk) while
+// later writes queue behind it. Transport.Write reports the queued bytes, so
+// Config.HighWater and Config.Overflow apply as on the event loops; a writer
+// waits at most goroutineStall for a slow peer.
+//
+// Write policy (TLS): a timed-out write breaks a tls.Conn, so there is no
+// short deadline: a write blocks for at most goroutineWriteTimeout, after
+// which the connection is closed; nothing is queued and Overflow never
+// applies.
+//
+// Timers are one time.AfterFunc per connection: honest for this engine,
+// whose per-connection cost is a goroutine anyway.
 
 const (
 	goroutineReadBuffer   = 4 << 10
+	goroutineStall        = 10 * time.Millisecond
 	goroutineWriteTimeout = 5 * time.Second
 )
 
@@ -50,6 +61,9 @@ type goroutineEngine struct {
 	mu    sync.Mutex
 	table map[uint64]*goConn // open connections by id
 	next  uint64             // last id given; ids are never reused
+	// lingering are closed connections whose flusher still writes their
+	// last bytes; Shutdown cuts them off at its deadline.
+	lingering map[*goConn]struct{}
 
 	wg   sync.WaitGroup // accept loop and connection goroutines
 	done chan struct{}  // closed when everything has stopped
@@ -61,12 +75,13 @@ func newGoroutineEngine(opts *Options, cfg *session.Config) (engine, error) {
 		return nil, err
 	}
 	e := &goroutineEngine{
-		opts:  opts,
-		cfg:   cfg,
-		log:   opts.Logger,
-		cap:   limit,
-		table: make(map[uint64]*goConn),
-		done:  make(chan struct{}),
+		opts:      opts,
+		cfg:       cfg,
+		log:       opts.Logger,
+		cap:       limit,
+		table:     make(map[uint64]*goConn),
+		lingering: make(map[*goConn]struct{}),
+		done:      make(chan struct{}),
 	}
 	return e, nil
 }
@@ -136,6 +151,7 @@ func (e *goroutineEngine) acceptLoop() {
 		}
 		e.next++
 		c := &goConn{eng: e, nc: nc, id: e.next}
+		_, c.isTLS = nc.(*tls.Conn)
 		c.mu.Lock() // until serve has run Init: tasks wait for it
 		e.table[c.id] = c
 		e.wg.Add(1)
@@ -231,6 +247,11 @@ wait:
 	for _, c := range e.snapshot() {
 		c.nc.Close()
 	}
+	e.mu.Lock()
+	for c := range e.lingering {
+		c.nc.Close()
+	}
+	e.mu.Unlock()
 	byes.Wait()
 	<-e.done
 	return nil
@@ -263,6 +284,16 @@ type goConn struct {
 
 	timer   *time.Timer // under mu
 	timerAt int64       // under mu; 0: none
+	isTLS   bool
+
+	// The slow-peer path (see Write policy). While flushing, the flusher
+	// goroutine owns the socket's writes and Write only appends to out.
+	wmu        sync.Mutex
+	out        []byte // waiting for the flusher
+	inflight   int    // bytes the flusher is writing now
+	flushing   bool
+	closeAfter bool  // the connection is finished: close once out is written
+	writeErr   error // why the flusher gave up
 
 	qmu   sync.Mutex
 	tasks []func(c *session.Conn)
@@ -299,7 +330,12 @@ func (c *goConn) serve() {
 	}
 	c.mu.Lock()
 	if !c.closed {
-		if errors.Is(err, net.ErrClosed) {
+		c.wmu.Lock()
+		werr := c.writeErr
+		c.wmu.Unlock()
+		if werr != nil {
+			err = werr // the flusher failed and closed the socket
+		} else if errors.Is(err, net.ErrClosed) {
 			err = nil // closed by the engine (shutdown)
 		}
 		c.finish(err)
@@ -321,7 +357,19 @@ func (c *goConn) leave() {
 // any session call).
 func (c *goConn) finish(err error) {
 	c.closed = true
-	c.nc.Close()
+	c.wmu.Lock()
+	linger := c.flushing && err == nil
+	c.closeAfter = linger
+	c.wmu.Unlock()
+	if linger {
+		// A clean close (say, after the close handshake) whose last
+		// frames still wait: the flusher closes the socket when done.
+		c.eng.mu.Lock()
+		c.eng.lingering[c] = struct{}{}
+		c.eng.mu.Unlock()
+	} else {
+		c.nc.Close()
+	}
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -403,17 +451,95 @@ func (c *goConn) Write(p []byte) (int, error) {
 	if c.closed || c.closeAsked {
 		return 0, session.ErrClosed
 	}
-	if len(p) == 0 {
-		return 0, nil // nothing ever waits here
+	c.wmu.Lock()
+	if c.flushing {
+		c.out = append(c.out, p...)
+		n, err := len(c.out)+c.inflight, c.writeErr
+		c.wmu.Unlock()
+		return n, err
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(goroutineWriteTimeout))
-	if _, err := c.nc.Write(p); err != nil {
-		// A peer that does not read (deadline) or is gone: the connection
-		// is over; the session learns it when its current call returns.
-		c.closeAsked = true
+	c.wmu.Unlock()
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.isTLS {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(goroutineWriteTimeout))
+		if _, err := c.nc.Write(p); err != nil {
+			c.closeAsked = true // the session learns it when its call returns
+			return 0, err
+		}
+		return 0, nil
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(goroutineStall))
+	n, err := c.nc.Write(p)
+	if err == nil {
+		return 0, nil
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		c.closeAsked = true // the peer is gone
 		return 0, err
 	}
-	return 0, nil
+	// A slow peer: the rest waits for a flusher. No flusher runs (flushing
+	// was false) and Writes are serialized by mu, so nothing races here.
+	c.wmu.Lock()
+	c.out = append(c.out[:0], p[n:]...)
+	c.flushing = true
+	waiting := len(c.out)
+	c.wmu.Unlock()
+	c.eng.wg.Add(1) // the connection's own goroutine still counts: wg > 0
+	go c.flushLoop()
+	return waiting, nil
+}
+
+// flushLoop writes out until it is empty, then hands writing back to Write
+// (or closes the socket of a finished connection).
+func (c *goConn) flushLoop() {
+	defer c.eng.wg.Done()
+	for {
+		c.wmu.Lock()
+		if len(c.out) == 0 {
+			c.flushing = false
+			linger := c.closeAfter
+			c.wmu.Unlock()
+			if linger {
+				c.linger()
+			}
+			return
+		}
+		buf := c.out
+		c.out = nil
+		c.inflight = len(buf)
+		c.wmu.Unlock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(goroutineWriteTimeout))
+		_, err := c.nc.Write(buf)
+		c.wmu.Lock()
+		c.inflight = 0
+		if err != nil {
+			// Give up: closing the socket ends the reader, which reports
+			// writeErr to the session.
+			c.writeErr = err
+			c.out = nil
+			c.flushing = false
+			linger := c.closeAfter
+			c.wmu.Unlock()
+			if linger {
+				c.linger()
+			} else {
+				c.nc.Close()
+			}
+			return
+		}
+		c.wmu.Unlock()
+	}
+}
+
+// linger closes the socket of a finished connection whose last bytes are
+// written (or given up on).
+func (c *goConn) linger() {
+	c.nc.Close()
+	c.eng.mu.Lock()
+	delete(c.eng.lingering, c)
+	c.eng.mu.Unlock()
 }
 
 func (c *goConn) Close() {

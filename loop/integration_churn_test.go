@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -210,7 +210,12 @@ func TestIntegrationOverflow(t *testing.T) {
 				}
 			}()
 			<-pushed
-			waitFor(t, "Stats.Dropped > 0", func() bool { return ts.stats.Dropped.Load() > 0 })
+			waitFor(t, "Stats.Dropped > 0 or a close", func() bool {
+				return ts.stats.Dropped.Load() > 0 || ts.rec.closedCount() > 0
+			})
+			if ts.rec.closedCount() > 0 {
+				t.Fatalf("the slow client was closed under OverflowDrop (Stats.Dropped %d): %+v", ts.stats.Dropped.Load(), ts.rec.waitCloseOf(t, slow.id))
+			}
 			// Read until every push is accounted for: delivered or dropped.
 			last, got := -1, 0
 			for uint64(got)+ts.stats.Dropped.Load() < pushes {

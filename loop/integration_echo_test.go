@@ -149,6 +149,22 @@ func TestIntegrationFragmented(t *testing.T) {
 			t.Fatalf("fragmented binary echo: %s", d)
 		}
 
+		// 1 MiB (the default MaxMessage) in 16 fragments of 64 KiB.
+		want = payload(1<<20, true, 3)
+		b = b[:0]
+		for i := 0; i < 16; i++ {
+			op := byte(opCont)
+			if i == 0 {
+				op = opText
+			}
+			b = append(b, clientFrame(i == 15, op, want[i<<16:(i+1)<<16])...)
+		}
+		go rc.c.Write(b)
+		op, p = rc.readMessage()
+		if d := equalOrDescribe(p, want); op != opText || d != "" {
+			t.Fatalf("1 MiB in fragments: op %d, %s", op, d)
+		}
+
 		// One frame, one byte per write: the parser must resume at any byte.
 		fr := clientFrame(true, opText, []byte("dribbled é"))
 		for i := range fr {

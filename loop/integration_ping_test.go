@@ -17,8 +17,8 @@ import (
 func TestIntegrationKeepalive(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
-			o.Session.PingInterval = 200 * time.Millisecond
-			o.Session.PongTimeout = time.Second
+			o.Session.PingInterval = 250 * time.Millisecond
+			o.Session.PongTimeout = 500 * time.Millisecond
 		})
 		mute := ts.openRaw()
 		live := ts.openRaw()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
@@ -128,6 +129,14 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 			w.Header().Set("X-Test", "yes")
 			fmt.Fprintf(w, "hello %s", r.URL.Query().Get("name"))
 		})
+		big := payload(4<<20, false, 11)
+		mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) { w.Write(big) })
+		mux.HandleFunc("/panic", func(w http.ResponseWriter, r *http.Request) { panic("http handler panic requested by the test") })
+		slowStarted := make(chan struct{}, 1)
+		mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+			slowStarted <- struct{}{}
+			<-r.Context().Done() // until Shutdown cancels it
+		})
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.HTTP = mux })
 		rc := ts.dialRaw()
 		rc.write([]byte("GET /hello?name=loop HTTP/1.1\r\nHost: x\r\n\r\n"))
@@ -142,6 +151,20 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 			t.Errorf("GET /missing: %d, want 404 from the mux", resp.StatusCode)
 		}
 		rc.expectEOF()
+		// A 4 MiB body arrives whole before the server closes.
+		rc = ts.dialRaw()
+		rc.write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if resp, body := rc.readResponse(); resp.StatusCode != 200 || !bytes.Equal(body, big) {
+			t.Errorf("GET /big: status %d, body %s", resp.StatusCode, equalOrDescribe(body, big))
+		}
+		rc.expectEOF()
+		// A panicking handler yields a 500 and the server goes on.
+		rc = ts.dialRaw()
+		rc.write([]byte("GET /panic HTTP/1.1\r\nHost: x\r\n\r\n"))
+		if resp, _ := rc.readResponse(); resp.StatusCode != 500 {
+			t.Errorf("GET /panic: %d, want 500", resp.StatusCode)
+		}
+		rc.expectEOF()
 		// The upgrade path still works next to it.
 		c := ts.dialWS("/hello", nil)
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -153,7 +176,22 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 			t.Fatalf("echo next to the HTTP handler: %q %v", p, err)
 		}
 		c.Close(websocket.StatusNormalClosure, "")
-		ts.finish()
+
+		// A handler still running at Shutdown is cancelled through its
+		// request's context; Shutdown returns and leaves nothing behind.
+		slow := ts.dialRaw()
+		slow.write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+		select {
+		case <-slowStarted:
+		case <-time.After(waitTimeout):
+			t.Fatal("the slow handler never started")
+		}
+		ts.shutdown()
+		// Its answer (whatever it wrote before returning) may or may not
+		// have made it out; either way the connection is closed.
+		slow.expectEOFOrAnyResponse()
+		ts.closeClients()
+		ts.checkLeaks()
 	})
 }
 
@@ -264,6 +302,18 @@ func TestIntegrationControl(t *testing.T) {
 				f := rc.mustFrame()
 				if f.op != opPong || !f.fin || !bytes.Equal(f.payload, p) {
 					t.Fatalf("ping %q: got op %d fin %v %q, want pong with the same payload", trunc(p), f.op, f.fin, trunc(f.payload))
+				}
+			}
+			// A flood of pings in one write: every pong, in order.
+			var flood []byte
+			for i := 0; i < 500; i++ {
+				flood = append(flood, clientFrame(true, opPing, []byte(fmt.Sprint(i)))...)
+			}
+			rc.write(flood)
+			for i := 0; i < 500; i++ {
+				f := rc.mustFrame()
+				if f.op != opPong || string(f.payload) != fmt.Sprint(i) {
+					t.Fatalf("pong %d: op %d %q", i, f.op, f.payload)
 				}
 			}
 			// An unsolicited pong is ignored.

@@ -20,9 +20,19 @@ func TestIntegrationServerSide(t *testing.T) {
 		sendAfterClose := make(chan error, 1)
 		rec := echoRecorder()
 		echo := rec.message
+		big := payload(3<<20, false, 12)
 		rec.open = func(c *session.Conn) {
+			if c.Value().(*connInfo).extra == "/close-on-open" {
+				c.Close(4002, "go away")
+				return
+			}
 			if err := c.Send(session.Text, []byte("welcome")); err != nil {
 				rec.violation("Send in OnOpen: " + err.Error())
+			}
+		}
+		rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) {
+			if err := c.Send(session.Text, []byte("from OnClose")); err == nil {
+				rec.violation("Send in OnClose returned nil, want an error")
 			}
 		}
 		rec.message = func(c *session.Conn, op session.Opcode, p []byte) {
@@ -31,6 +41,11 @@ func TestIntegrationServerSide(t *testing.T) {
 				if err := c.Close(4000, "bye"); err != nil {
 					rec.violation("Close(4000): " + err.Error())
 				}
+			case "big-then-close":
+				if err := c.Send(session.Binary, big); err != nil {
+					rec.violation("Send(3 MiB): " + err.Error())
+				}
+				c.Close(4003, "after the big one")
 			case "send-after-close":
 				c.Close(session.StatusNormal, "")
 				sendAfterClose <- c.Send(session.Text, []byte("late"))
@@ -40,6 +55,10 @@ func TestIntegrationServerSide(t *testing.T) {
 		}
 		ts := startServer(t, engine, rec, func(o *loop.Options) {
 			o.Session.CloseTimeout = 300 * time.Millisecond
+			o.Session.HighWater = 4 << 20
+			o.Session.Upgrade = func(r *session.Request) (session.Accept, error) {
+				return session.Accept{Value: r.Path()}, nil
+			}
 		})
 		open := func(t *testing.T) *rawClient {
 			t.Helper()
@@ -73,6 +92,27 @@ func TestIntegrationServerSide(t *testing.T) {
 			rc.expectEOF()
 			if ev := rc.serverClose(ts.rec); ev.code != session.StatusAbnormal || ev.err == nil {
 				t.Errorf("OnClose(%d, %q, %v), want 1006 with an error (no close reply)", ev.code, ev.reason, ev.err)
+			}
+		})
+
+		t.Run("big_then_close", func(t *testing.T) {
+			rc := open(t)
+			rc.write(clientFrame(true, opText, []byte("big-then-close")))
+			// Everything queued before the close goes out before it.
+			op, p := rc.readMessage()
+			if d := equalOrDescribe(p, big); op != opBinary || d != "" {
+				t.Fatalf("big message: op %d, %s", op, d)
+			}
+			rc.expectClose(4003, false)
+		})
+
+		t.Run("close_on_open", func(t *testing.T) {
+			rc := ts.dialRaw()
+			rc.t = t
+			rc.write([]byte(handshakeRequest("/close-on-open")))
+			rc.expectUpgrade()
+			if reason := rc.expectClose(4002, false); reason != "go away" {
+				t.Errorf("reason %q", reason)
 			}
 		})
 
@@ -211,7 +251,7 @@ func TestIntegrationHandles(t *testing.T) {
 		rc := ts.openRaw()
 		var ci *connInfo
 		waitFor(t, "OnOpen", func() bool { ci = ts.rec.conn(rc.id); return ci != nil })
-		const senders, each = 8, 200
+		const senders, each = 16, 300
 		for s := 0; s < senders; s++ {
 			go func() {
 				for k := 0; k < each; k++ {

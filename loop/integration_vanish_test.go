@@ -97,3 +97,17 @@ func (rc *rawClient) expectEOFOrResponse() {
 	}
 	rc.expectEOF()
 }
+
+// expectEOFOrAnyResponse is expectEOFOrResponse accepting any status.
+func (rc *rawClient) expectEOFOrAnyResponse() {
+	rc.t.Helper()
+	rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+	if _, err := rc.br.Peek(1); err != nil {
+		if !isClosedErr(err) {
+			rc.t.Fatalf("want the server to close the connection, read returned %v", err)
+		}
+		return
+	}
+	rc.readResponse()
+	rc.expectEOF()
+}
