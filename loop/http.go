@@ -68,6 +68,10 @@ func (s *Server) runHandler(req *http.Request) (resp []byte) {
 		return textResponse(http.StatusInternalServerError, "500 response too large\n", false)
 	}
 	if w.status == 0 {
+		if req.Context().Err() != nil {
+			// Cancelled by Shutdown before it said anything.
+			return textResponse(http.StatusServiceUnavailable, "503 server shutting down\n", false)
+		}
 		w.status = http.StatusOK
 	}
 	return formatResponse(nil, w.status, w.header, w.body, req.Method == http.MethodHead)

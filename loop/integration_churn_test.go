@@ -19,14 +19,19 @@ import (
 	"github.com/wsloop/wsloop/session"
 )
 
-// TestIntegrationChurn: broadcasts flow while other clients come and go
-// (clean closes, resets, mid-message exits). Stable clients receive every
+// TestIntegrationChurn: broadcasts and room messages flow while other
+// clients come and go (clean closes, resets, mid-message exits), joining and
+// leaving the room. Stable clients receive every
 // broadcast exactly once and in order; every churned connection is closed
 // exactly once; nothing is left behind.
 func TestIntegrationChurn(t *testing.T) {
 	const stable, pushes, churners, rounds = 10, 300, 4, 25
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, echoRecorder(), nil)
+		room := loop.NewRoom()
+		rec := echoRecorder()
+		rec.open = func(c *session.Conn) { room.Join(c.Handle()) }
+		rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) { room.Leave(c.Handle()) }
+		ts := startServer(t, engine, rec, nil)
 		conns := make([]*websocket.Conn, stable)
 		for i := range conns {
 			conns[i] = ts.dialWS("/stable", nil)
@@ -51,7 +56,12 @@ func TestIntegrationChurn(t *testing.T) {
 		}
 		go func() {
 			for k := 0; k < pushes; k++ {
-				ts.srv.Broadcast(session.Text, []byte("push "+strconv.Itoa(k)))
+				// Alternate the two fan-out paths: order must hold across them.
+				if k%2 == 0 {
+					ts.srv.Broadcast(session.Text, []byte("push "+strconv.Itoa(k)))
+				} else {
+					room.Publish(session.Text, []byte("push "+strconv.Itoa(k)))
+				}
 				if k%50 == 0 {
 					time.Sleep(time.Millisecond) // let churn interleave
 				}
@@ -90,6 +100,9 @@ func TestIntegrationChurn(t *testing.T) {
 			c.Close(websocket.StatusNormalClosure, "")
 		}
 		ts.finish()
+		if n := room.Len(); n != 0 {
+			t.Errorf("room.Len() = %d after every connection closed", n)
+		}
 		if got, want := ts.rec.closedCount(), ts.rec.opened(); got != want || want < stable+churners*rounds {
 			t.Errorf("%d opened, %d closed; want at least %d opened and all closed", want, got, stable+churners*rounds)
 		}

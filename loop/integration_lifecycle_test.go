@@ -100,3 +100,96 @@ func TestIntegrationLifecycle(t *testing.T) {
 		ts.checkLeaks()
 	})
 }
+
+// TestIntegrationIPv6: the same echo over ::1, with the peer's address seen
+// as IPv6.
+func TestIntegrationIPv6(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		ts := startServerAt(t, engine, echoRecorder(), nil, "[::1]:0")
+		rc := ts.openRaw()
+		rc.write(clientFrame(true, opBinary, payload(70000, false, 6)))
+		if op, p := rc.readMessage(); op != opBinary || equalOrDescribe(p, payload(70000, false, 6)) != "" {
+			t.Fatalf("echo over ::1: op %d, %d bytes", op, len(p))
+		}
+		var ci *connInfo
+		waitFor(t, "OnOpen", func() bool { ci = ts.rec.conn(rc.id); return ci != nil })
+		if want := rc.c.LocalAddr().String(); ci.remote != want {
+			t.Errorf("RemoteAddr() = %q, want %q", ci.remote, want)
+		}
+		rc.write(clientFrame(true, opClose, closeBody(1000, "")))
+		rc.expectClose(1000, false)
+		ts.finish()
+	})
+}
+
+// TestIntegrationMaxConns: with MaxConns set, never more connections are
+// open at once; clients past the cap are refused (closed, or 503) or wait,
+// and once the server has room again new clients are served.
+func TestIntegrationMaxConns(t *testing.T) {
+	const maxConns, extra = 5, 3
+	forEachEngine(t, func(t *testing.T, engine string) {
+		rec := echoRecorder()
+		var mu sync.Mutex
+		live, peak := 0, 0
+		rec.open = func(*session.Conn) {
+			mu.Lock()
+			live++
+			peak = max(peak, live)
+			mu.Unlock()
+		}
+		rec.close = func(*session.Conn, session.StatusCode, string, error) {
+			mu.Lock()
+			live--
+			mu.Unlock()
+		}
+		ts := startServer(t, engine, rec, func(o *loop.Options) { o.MaxConns = maxConns })
+		if c := ts.srv.Capacity(); c != maxConns {
+			t.Errorf("Capacity() = %d with MaxConns %d", c, maxConns)
+		}
+		first := make([]*rawClient, maxConns)
+		for i := range first {
+			first[i] = ts.openRaw()
+		}
+		over := make([]*rawClient, extra)
+		for i := range over {
+			over[i] = ts.dialRaw()
+			over[i].writeQuiet([]byte(handshakeRequest("/over")))
+		}
+		if n := ts.srv.Conns(); n > maxConns {
+			t.Errorf("Conns() = %d over MaxConns %d", n, maxConns)
+		}
+		for _, rc := range first {
+			rc.c.Close()
+		}
+		// Each client past the cap was either refused (closed) or, now that
+		// there is room, served.
+		for i, rc := range over {
+			rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+			if _, err := rc.br.Peek(1); err != nil {
+				if !isClosedErr(err) {
+					t.Fatalf("client %d past the cap: neither served nor refused: %v", i, err)
+				}
+				continue
+			}
+			resp, _ := rc.readResponse()
+			switch resp.StatusCode {
+			case 503: // refused politely
+				rc.expectEOF()
+			case 101:
+			default:
+				t.Errorf("client %d past the cap: status %d, want 101 (served later) or 503", i, resp.StatusCode)
+			}
+			rc.c.Close()
+		}
+		fresh := ts.openRaw()
+		fresh.write(clientFrame(true, opText, []byte("room again")))
+		if op, p := fresh.readMessage(); op != opText || string(p) != "room again" {
+			t.Fatalf("echo after the cap freed: op %d %q", op, p)
+		}
+		fresh.c.Close()
+		ts.finish()
+		if peak > maxConns {
+			t.Errorf("%d connections open at once, MaxConns %d", peak, maxConns)
+		}
+	})
+}

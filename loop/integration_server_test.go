@@ -144,6 +144,16 @@ func TestIntegrationServerSide(t *testing.T) {
 			}
 		})
 
+		t.Run("close_mid_message", func(t *testing.T) {
+			rc := open(t)
+			rc.write(append(clientFrame(false, opText, []byte("part")), clientFrame(true, opClose, closeBody(1000, ""))...))
+			rc.expectClose(1000, false)
+			rc.serverClose(ts.rec)
+			if n := ts.rec.conn(rc.id).messages.Load(); n != 0 {
+				t.Errorf("an unfinished message was delivered (%d messages)", n)
+			}
+		})
+
 		t.Run("close_then_FIN", func(t *testing.T) {
 			rc := open(t)
 			rc.write(clientFrame(true, opClose, closeBody(1001, "fin")))

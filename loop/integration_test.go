@@ -171,15 +171,17 @@ func (r *recorder) OnOpen(c *session.Conn) {
 	if st := c.State(); st != session.StateOpen {
 		r.violation(fmt.Sprintf("conn %d: State() in OnOpen = %d, want StateOpen", ci.id, st))
 	}
+	// The test's hook runs first, so that opened() counts only connections
+	// whose hook has run (a room joined, a greeting sent).
+	if r.open != nil {
+		r.open(c)
+	}
 	r.mu.Lock()
 	r.conns = append(r.conns, ci)
 	r.mu.Unlock()
 	select {
 	case r.openCh <- ci.id:
 	default:
-	}
-	if r.open != nil {
-		r.open(c)
 	}
 }
 

@@ -109,10 +109,20 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			return fmt.Errorf("-static: %w", err)
 		}
 		defer static.Close()
-		mux := http.NewServeMux()
-		mux.Handle("/", static)
-		mux.Handle("/demo/", http.StripPrefix("/demo", d.Page()))
-		httpHandler = mux
+		// Not an http.ServeMux: it would redirect unclean paths ("/a/../b")
+		// where the web handler refuses them with 404.
+		page := http.StripPrefix("/demo", d.Page())
+		httpHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/demo/") {
+				page.ServeHTTP(w, r)
+				return
+			}
+			if r.URL.Path == "/demo" {
+				http.Redirect(w, r, "/demo/", http.StatusMovedPermanently)
+				return
+			}
+			static.ServeHTTP(w, r)
+		})
 	}
 	opts := loop.Options{
 		Engine:   c.engine,

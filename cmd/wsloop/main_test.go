@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +30,23 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// rawHTTP sends req as bytes and returns the response head and body.
+func rawHTTP(t *testing.T, addr, req string) (head, body string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(c)
+	head, body, _ = strings.Cut(string(b), "\r\n\r\n")
+	return head, body
+}
+
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
 	cl := &http.Client{Timeout: 15 * time.Second}
@@ -44,8 +62,18 @@ func get(t *testing.T, url string) (int, string) {
 // TestRunServesAndShutsDown runs the binary's body with -static, checks the
 // start line and both HTTP trees, then cancels as SIGTERM would.
 func TestRunServesAndShutsDown(t *testing.T) {
-	dir := t.TempDir()
+	base := t.TempDir()
+	dir := filepath.Join(base, "public")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<p>mine</p>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "secret"), []byte("TOPSECRET"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../secret", filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
 	for _, engine := range []string{"epoll", "gnet", "goroutine"} {
@@ -78,6 +106,30 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			}
 			if code, body := get(t, "http://"+addr+"/healthz"); code != 200 || body != "ok\n" {
 				t.Errorf("GET /healthz: %d %q", code, body)
+			}
+			// Raw request lines, as an attacker would send them, through the
+			// engine's HTTP side.
+			for _, c := range []struct{ req, status, absent string }{
+				{"GET /../secret HTTP/1.1", "404", "TOPSECRET"},
+				{"GET /%2e%2e/secret HTTP/1.1", "404", "TOPSECRET"},
+				{"GET /%2E%2E%2Fsecret HTTP/1.1", "404", "TOPSECRET"},
+				{"GET /demo/%2e%2e/%2e%2e/secret HTTP/1.1", "404", "TOPSECRET"},
+				{"GET /link HTTP/1.1", "404", "TOPSECRET"},
+				{"HEAD / HTTP/1.1", "200", "mine"},
+				{"POST / HTTP/1.1", "405", ""},
+				{"GET /demo HTTP/1.1", "301", ""},
+			} {
+				head, body := rawHTTP(t, addr, c.req+"\r\nHost: "+addr+"\r\nContent-Length: 0\r\n\r\n")
+				status := strings.SplitN(head, " ", 3)
+				if len(status) < 2 || status[1] != c.status {
+					t.Errorf("%s: %q, want %s", c.req, strings.SplitN(head, "\r\n", 2)[0], c.status)
+				}
+				if c.absent != "" && strings.Contains(body, c.absent) {
+					t.Errorf("%s: body has %q", c.req, c.absent)
+				}
+				if c.status == "405" && !strings.Contains(head, "\r\nAllow: GET, HEAD\r\n") {
+					t.Errorf("%s: no Allow header in %q", c.req, head)
+				}
 			}
 			cancel()
 			select {
