@@ -99,8 +99,9 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	growth := after - before
 	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB, growth %d bytes per connection",
 		n, before>>10, after>>10, growth/int64(n))
-	fmt.Fprintln(clIn, "quit")
+	clIn.Close() // the client exits at the end of its stdin
 	fmt.Fprintln(srvIn, "quit")
+	srvIn.Close()
 	_ = cl.Wait()
 	_ = srv.Wait()
 }

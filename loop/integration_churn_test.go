@@ -206,6 +206,55 @@ func TestIntegrationOverflow(t *testing.T) {
 			}
 			ts.finish()
 		})
+		t.Run("close_with_unread_queue", func(t *testing.T) {
+			// The handler closes a connection whose peer reads nothing while
+			// megabytes wait for it: the server must still let it go.
+			rec := echoRecorder()
+			rec.open = func(c *session.Conn) {
+				for k := 0; k < 64; k++ {
+					if err := c.Send(session.Binary, payload(msgSize, false, k)); err != nil {
+						break
+					}
+				}
+				c.Close(session.StatusGoingAway, "bye")
+			}
+			ts := startServer(t, engine, rec, func(o *loop.Options) {
+				o.Session.HighWater = 8 << 20
+				o.Session.CloseTimeout = 300 * time.Millisecond
+			})
+			slow := ts.dialSlow(t)
+			ev := slow.serverClose(ts.rec)
+			if ev.code != session.StatusAbnormal || ev.err == nil {
+				t.Errorf("OnClose(%d, %q, %v), want 1006 and an error: the peer never answered", ev.code, ev.reason, ev.err)
+			}
+			ts.finish()
+		})
+		t.Run("shutdown_with_unread_queue", func(t *testing.T) {
+			ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+				o.Session.HighWater = 16 << 20
+			})
+			slow := ts.dialSlow(t)
+			waitFor(t, "the slow client open", func() bool { return ts.rec.opened() == 1 })
+			for k := 0; k < 128; k++ { // 4 MiB that the client never reads
+				ts.srv.Broadcast(session.Binary, payload(msgSize, false, k))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel()
+			ts.done = true
+			returned := make(chan error, 1)
+			go func() { returned <- ts.srv.Shutdown(ctx) }()
+			select {
+			case <-returned:
+			case <-time.After(waitTimeout):
+				t.Fatal("Shutdown with a client that reads nothing did not return")
+			}
+			if n := ts.srv.Conns(); n != 0 {
+				t.Errorf("Conns() after Shutdown = %d", n)
+			}
+			_ = slow
+			ts.closeClients()
+			ts.checkLeaks()
+		})
 		t.Run("drop", func(t *testing.T) {
 			ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
 				o.Session.HighWater = highWater

@@ -798,3 +798,19 @@ func TestCloseInOnOpen(t *testing.T) {
 		t.Fatalf("wrote %v, OnClose %d, closed %d", fs, rec.code, ft.closed)
 	}
 }
+
+// Nothing is held between messages: partial headers, partial payloads and
+// fragments live in pooled buffers only until their frame or message ends.
+func TestNoBufferWhenIdle(t *testing.T) {
+	for _, role := range []Role{Server, Client} {
+		rec := &recorder{}
+		c, _ := openConn(t, &Config{}, role, rec)
+		in := encodeFrames([]tframe{frag(opText, false, "hello "), ping("x"), frag(opCont, true, "world")}, role == Server, newRng())
+		for i := range in {
+			c.Feed(append([]byte{}, in[i]), t0)
+		}
+		if c.buf != nil || len(rec.msgs) != 1 || string(rec.msgs[0].payload) != "hello world" {
+			t.Fatalf("%v: buffer held %v, msgs %v", role, c.buf != nil, rec.msgs)
+		}
+	}
+}
