@@ -358,10 +358,11 @@ func (p *page) broadcast(charts map[string]string) {
 		"Latency is from the reading's time stamp (millisecond precision, set by the server just before it publishes) to delivery at a subscriber; "+
 		"deliveries per second count intact deliveries over the traffic time, every sequence number accounted for.\n\n",
 		FormatCount(float64(c.Load.Conns)), p.res.PushInterval, c.Load.Duration)
-	p.f("Deliveries per second are the offered load (subscribers divided by the interval) unless a server falls behind; " +
+	p.f("Deliveries per second are the offered load (subscribers divided by the interval) unless a server falls behind, " +
+		"plus the readings delivered while the subscribers were still connecting, which wsload counts too: " +
 		"the figures that tell servers apart are latency and CPU per delivery. " +
-		"wsload times every reading with a stamp, including the one each subscriber gets on subscribing, which can be up to " +
-		"one interval old: that tail shows in p99.\n\n")
+		"wsload also times those early readings, the first of which each subscriber gets on subscribing and can be up to " +
+		"one interval old, or more when the server is busy accepting: that tail shows in p99.\n\n")
 	t := Table{Header: []string{"server", "deliveries/s", "vs gorilla", "p50", "p99", "vs gorilla (p99)", "CPU-s per million deliveries", "vs gorilla"}}
 	for _, s := range p.cfg.Servers {
 		t.Add(s.Label,
@@ -381,7 +382,7 @@ func (p *page) method() {
 	p.f("## Method\n\n")
 	p.f("- Servers: %s. The wsloop servers are `cmd/wsloop -engine NAME`; the baselines are the goroutine-per-connection "+
 		"programs of the nested module `bench/baseline` (gorilla/websocket v1.5.3 with Upgrader and a ReadMessage/WriteMessage loop; "+
-		"gobwas/ws v1.5.0 in blocking mode with UpgradeHTTP and wsutil). All serve the same echo and chat-room semantics.\n", p.serverList())
+		"gobwas/ws v1.5.0 in blocking mode with UpgradeHTTP and wsutil). All serve the same echo and server-push semantics (the baselines copy cmd/wsloop's push: the same JSON reading, encoded once per interval, the latest one sent on subscribing).\n", p.serverList())
 	p.f("- Every measurement starts a fresh server process on a fresh port and runs one `wsload` (`cmd/wsload`) against it; the servers of one " +
 		"repetition run back to back, in an order rotated each repetition, so each ratio compares runs minutes apart at most.\n")
 	p.f("- Client and server share the machine's %d CPUs; loopback only. wsload binds its sockets to 127.0.0.2 onwards and spreads over "+

@@ -84,7 +84,7 @@ func FullConfig() Config {
 		ConnectConns:      10000,
 		BroadcastConns:    19000,
 		BroadcastDuration: 15 * time.Second,
-		PushInterval:      100 * time.Millisecond,
+		PushInterval:      500 * time.Millisecond,
 		EchoDuration:      10 * time.Second,
 	}
 }

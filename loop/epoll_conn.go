@@ -12,56 +12,73 @@ import (
 )
 
 // conn is one socket of an event loop: the session plus what the engine
-// needs. It is the Transport of its session. It is kept small (the idle
-// cost per connection): no buffers while idle, the outbound buffer only
-// while bytes wait for the socket, timers as two stamps.
+// needs. It is the Transport of its session. It is kept small, 144 bytes (a
+// malloc size class), since it is most of what an idle connection costs: no
+// buffers while idle, the outbound buffer only while bytes wait for the
+// socket, the timer as one stamp, generation and flags in one word.
 type conn struct {
-	ws      session.Conn
-	loop    *eventLoop
-	out     *outBuf // nil when everything written has reached the kernel
-	timerAt int64   // the session's requested tick (engine clock), 0: none
-	wheelAt int64   // the earliest live wheel entry for this conn, 0: none
-	fd      int32
-	slot    int32
-	gen     uint32
-	cause   uint16 // why the socket failed (flagDead): an errno or cause*
-	flags   uint8
+	ws    session.Conn
+	loop  *eventLoop
+	out   *outBuf // nil when everything written has reached the kernel
+	timer uint32  // the requested tick in engine milliseconds (0: none); once flagDead, the cause
+	fd    int32
+	slot  int32
+	bits  uint32 // generation << 8 | flags
 }
 
 const (
 	flagCloseReq   = 1 << iota // Transport.Close was called; closing once out drains
-	flagDead                   // the socket failed (cause); close at the next settle
+	flagDead                   // the socket failed (cause in timer); close at the next settle
 	flagClosed                 // the fd is closed and the slot released
 	flagConnecting             // client: non-blocking connect in progress, no session yet
 	flagDialing                // client: connected, session handshake in progress
 )
 
+// genBits is the width of a connection's generation: a handle names
+// (slot, generation), so a stale handle is confused with a new connection
+// only after 2^24 connections have come and gone on that very slot.
+const genBits = 24
+
+func (c *conn) has(f uint32) bool { return c.bits&f != 0 }
+func (c *conn) set(f uint32)      { c.bits |= f }
+func (c *conn) clear(f uint32)    { c.bits &^= f }
+func (c *conn) gen() uint32       { return c.bits >> 8 }
+
 const (
-	causeEOF   uint16 = 0xffff
-	causePanic uint16 = 0xfffe
+	causeEOF   = 0xffff
+	causePanic = 0xfffe
 )
+
+// msStamp is an engine time in wrapping milliseconds, never 0 (0 means none).
+func msStamp(at int64) uint32 {
+	s := uint32(at / int64(1e6))
+	if s == 0 {
+		s = 1
+	}
+	return s
+}
 
 // keyDial marks wheel keys of dial deadlines (the rest is the conn's id).
 const keyDial = 1 << 63
 
 var errTaskPanic = errors.New("wsloop: a task for this connection panicked")
 
-func errnoCause(err error) uint16 {
+func errnoCause(err error) uint32 {
 	if e, ok := err.(unix.Errno); ok && e < 0xf000 {
-		return uint16(e)
+		return uint32(e)
 	}
-	return uint16(unix.EIO)
+	return uint32(unix.EIO)
 }
 
-func (c *conn) fail(cause uint16) {
-	if c.flags&(flagDead|flagClosed) == 0 {
-		c.flags |= flagDead
-		c.cause = cause
+func (c *conn) fail(cause uint32) {
+	if !c.has(flagDead | flagClosed) {
+		c.set(flagDead)
+		c.timer = cause
 	}
 }
 
 func (c *conn) err() error {
-	switch c.cause {
+	switch c.timer {
 	case 0:
 		return nil
 	case causeEOF:
@@ -69,20 +86,20 @@ func (c *conn) err() error {
 	case causePanic:
 		return errTaskPanic
 	}
-	return unix.Errno(c.cause)
+	return unix.Errno(c.timer)
 }
 
-func (c *conn) id() uint64 { return uint64(c.slot)<<32 | uint64(c.gen) }
+func (c *conn) id() uint64 { return uint64(c.slot)<<32 | uint64(c.gen()) }
 
 // usable reports whether tasks may run on the session.
 func (c *conn) usable() bool {
-	return c.flags&(flagCloseReq|flagDead|flagClosed|flagConnecting) == 0
+	return !c.has(flagCloseReq | flagDead | flagClosed | flagConnecting)
 }
 
 // Write implements session.Transport: straight to the socket, and a copy
 // of what the kernel did not take.
 func (c *conn) Write(p []byte) (int, error) {
-	if c.flags&(flagDead|flagClosed) != 0 {
+	if c.has(flagDead | flagClosed) {
 		return 0, session.ErrClosed
 	}
 	if c.out != nil {
@@ -114,7 +131,7 @@ func (c *conn) Write(p []byte) (int, error) {
 	l := c.loop
 	c.out = l.getOut()
 	c.out.b = append(c.out.b, p[n:]...)
-	if err := l.p.mod(int(c.fd), c.slot, c.flags&flagCloseReq == 0, true); err != nil {
+	if err := l.p.mod(int(c.fd), c.slot, !c.has(flagCloseReq), true); err != nil {
 		c.fail(errnoCause(errors.Unwrap(err)))
 	}
 	return len(p) - n, nil
@@ -123,35 +140,39 @@ func (c *conn) Write(p []byte) (int, error) {
 // Close implements session.Transport: the socket closes once what waits
 // is written (at most lingerTimeout later); TransportClosed follows.
 func (c *conn) Close() {
-	if c.flags&(flagCloseReq|flagClosed) != 0 {
+	if c.has(flagCloseReq | flagClosed) {
 		return
 	}
-	c.flags |= flagCloseReq
-	if c.out == nil || c.flags&flagDead != 0 {
+	c.set(flagCloseReq)
+	if c.out == nil || c.has(flagDead) {
 		return // the loop's settle closes it as soon as the caller returns
 	}
 	l := c.loop
 	_ = l.p.mod(int(c.fd), c.slot, false, true) // stop reading: the session is done
-	c.timerAt = 0
 	c.armTimer(l.g.now() + int64(lingerTimeout))
 }
 
 // SetTimer implements session.Transport.
 func (c *conn) SetTimer(at int64) {
-	if c.flags&(flagCloseReq|flagClosed) != 0 {
+	if c.has(flagCloseReq | flagClosed | flagDead) {
 		return // after Close the timer is the engine's (linger)
 	}
 	c.armTimer(at)
 }
 
-// armTimer records at and makes sure a wheel entry fires at or
-// before it; later entries of this conn become stale and are skipped.
+// armTimer records at and adds a wheel entry for it; the entries of
+// earlier requests become stale (their time is no longer c.timer).
 func (c *conn) armTimer(at int64) {
-	c.timerAt = at
-	if at != 0 && (c.wheelAt == 0 || at < c.wheelAt) {
-		c.wheelAt = at
-		c.loop.w.Add(c.id(), at)
+	if at == 0 {
+		c.timer = 0
+		return
 	}
+	s := msStamp(at)
+	if s == c.timer {
+		return // an entry for this very millisecond is in the wheel
+	}
+	c.timer = s
+	c.loop.w.Add(c.id(), at)
 }
 
 // Handle implements session.Transport.
@@ -160,7 +181,7 @@ func (c *conn) Handle() session.Handle { return session.NewHandle(c.loop, c.id()
 // RemoteAddr implements session.Transport; it asks the kernel (and
 // allocates), so the engine keeps no address per connection.
 func (c *conn) RemoteAddr() net.Addr {
-	if c.flags&flagClosed != 0 {
+	if c.has(flagClosed) {
 		return nil
 	}
 	sa, err := unix.Getpeername(int(c.fd))
@@ -172,7 +193,7 @@ func (c *conn) RemoteAddr() net.Addr {
 
 // LocalAddr is the socket's own address (nil once closed).
 func (c *conn) LocalAddr() net.Addr {
-	if c.flags&flagClosed != 0 {
+	if c.has(flagClosed) {
 		return nil
 	}
 	sa, err := unix.Getsockname(int(c.fd))
@@ -252,7 +273,7 @@ func (l *eventLoop) flush(c *conn) {
 		o.off += n
 	}
 	l.releaseOut(c)
-	if c.flags&flagCloseReq != 0 {
+	if c.has(flagCloseReq) {
 		return // settle closes it
 	}
 	if err := l.p.mod(int(c.fd), c.slot, true, false); err != nil {

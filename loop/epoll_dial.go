@@ -138,12 +138,12 @@ func (l *eventLoop) startDial(fd int, ds *dialState, cerr error) {
 	}
 	if cerr != nil {
 		unix.Close(fd)
-		c.flags = flagClosed
+		c.set(flagClosed)
 		l.g.released(l)
 		ds.h.OnClose(&c.ws, session.StatusAbnormal, "", cerr)
 		return
 	}
-	c.flags |= flagConnecting
+	c.set(flagConnecting)
 	if l.dials == nil {
 		l.dials = make(map[int32]*dialState)
 	}
@@ -162,7 +162,8 @@ func (l *eventLoop) connectDone(c *conn, now int64) {
 		return
 	}
 	ds := l.dials[c.slot]
-	c.flags = c.flags&^flagConnecting | flagDialing
+	c.clear(flagConnecting)
+	c.set(flagDialing)
 	if err := l.p.mod(int(c.fd), c.slot, true, false); err != nil {
 		l.failDial(c, err)
 		return
@@ -178,7 +179,7 @@ func (l *eventLoop) failDial(c *conn, err error) {
 	ds := l.dials[c.slot]
 	delete(l.dials, c.slot)
 	unix.Close(int(c.fd))
-	c.flags = flagClosed
+	c.set(flagClosed)
 	l.unslot(c)
 	l.g.released(l)
 	if ds != nil {
@@ -190,19 +191,19 @@ func (l *eventLoop) failDial(c *conn, err error) {
 // Dialer's ConnectTimeout.
 func (l *eventLoop) dialTimeout(id uint64, at int64) {
 	c := l.lookup(id)
-	if c == nil || c.flags&flagClosed != 0 {
+	if c == nil || c.has(flagClosed) {
 		return
 	}
 	ds := l.dials[c.slot]
 	if ds == nil || ds.deadline != at {
 		return
 	}
-	if c.flags&flagConnecting != 0 {
+	if c.has(flagConnecting) {
 		l.failDial(c, os.NewSyscallError("connect", unix.ETIMEDOUT))
 		return
 	}
-	if c.flags&flagDialing != 0 && c.ws.State() == session.StateHandshake {
-		c.fail(uint16(unix.ETIMEDOUT))
+	if c.has(flagDialing) && c.ws.State() == session.StateHandshake {
+		c.fail(uint32(unix.ETIMEDOUT))
 		l.settle(c)
 	}
 }

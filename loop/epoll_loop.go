@@ -251,9 +251,8 @@ func (l *eventLoop) runOn(id uint64, fn func(c *session.Conn)) {
 func (l *eventLoop) recoverTask(c *conn) {
 	if r := recover(); r != nil {
 		l.g.log.Error("wsloop: task panicked", "panic", r, "stack", string(debug.Stack()))
-		if c.flags&flagClosed == 0 {
-			c.flags |= flagDead
-			c.cause = causePanic
+		if !c.has(flagClosed) {
+			c.fail(causePanic)
 			l.settle(c)
 		}
 	}
@@ -265,7 +264,7 @@ func (l *eventLoop) lookup(id uint64) *conn {
 		return nil
 	}
 	c := l.conns[slot]
-	if c == nil || c.gen != uint32(id) {
+	if c == nil || c.gen() != uint32(id) {
 		return nil
 	}
 	return c
@@ -282,11 +281,12 @@ func (l *eventLoop) register(c *conn, read, write bool) error {
 		slot = int32(len(l.conns))
 		l.conns = append(l.conns, c)
 	}
-	l.gen++
+	l.gen = (l.gen + 1) & (1<<genBits - 1)
 	if l.gen == 0 {
 		l.gen = 1
 	}
-	c.loop, c.slot, c.gen = l, slot, l.gen
+	c.loop, c.slot = l, slot
+	c.bits = l.gen<<8 | c.bits&0xff
 	if err := l.p.add(int(c.fd), slot, read, write); err != nil {
 		l.unslot(c)
 		return err
@@ -307,7 +307,7 @@ func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
 	if c == nil {
 		return // closed earlier in this batch
 	}
-	if c.flags&flagConnecting != 0 {
+	if c.has(flagConnecting) {
 		if readable || writable {
 			l.connectDone(c, now)
 		}
@@ -316,7 +316,7 @@ func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
 	if writable && c.out != nil {
 		l.flush(c)
 	}
-	if readable && c.flags&(flagCloseReq|flagDead) == 0 {
+	if readable && !c.has(flagCloseReq|flagDead) {
 		l.read(c, now)
 	}
 	l.settle(c)
@@ -327,7 +327,7 @@ func (l *eventLoop) read(c *conn, now int64) {
 		n, err := unix.Read(int(c.fd), l.buf)
 		if n > 0 {
 			c.ws.Feed(l.buf[:n], now)
-			if n < len(l.buf) || c.flags&(flagCloseReq|flagDead|flagClosed) != 0 {
+			if n < len(l.buf) || c.has(flagCloseReq|flagDead|flagClosed) {
 				return
 			}
 			continue
@@ -350,13 +350,13 @@ func (l *eventLoop) read(c *conn, now int64) {
 // Calls into the session never re-enter it through the engine.
 func (l *eventLoop) settle(c *conn) {
 	switch {
-	case c.flags&flagClosed != 0:
-	case c.flags&flagDead != 0:
+	case c.has(flagClosed):
+	case c.has(flagDead):
 		l.finish(c, c.err())
-	case c.flags&flagCloseReq != 0 && c.out == nil:
+	case c.has(flagCloseReq) && c.out == nil:
 		l.finish(c, nil)
-	case c.flags&flagDialing != 0 && c.ws.State() != session.StateHandshake:
-		c.flags &^= flagDialing
+	case c.has(flagDialing) && c.ws.State() != session.StateHandshake:
+		c.clear(flagDialing)
 		delete(l.dials, c.slot)
 	}
 }
@@ -364,10 +364,10 @@ func (l *eventLoop) settle(c *conn) {
 // finish closes c's socket, frees its slot and tells its session.
 func (l *eventLoop) finish(c *conn, err error) {
 	unix.Close(int(c.fd)) // also leaves the poller
-	c.flags |= flagClosed
+	c.set(flagClosed)
 	l.unslot(c)
 	l.releaseOut(c)
-	if c.flags&flagDialing != 0 {
+	if c.has(flagDialing) {
 		delete(l.dials, c.slot)
 	}
 	l.g.released(l)
@@ -380,26 +380,13 @@ func (l *eventLoop) fire(key uint64, at int64) {
 		return
 	}
 	c := l.lookup(key)
-	if c == nil || c.wheelAt != at || c.flags&flagClosed != 0 {
+	if c == nil || c.has(flagClosed|flagDead) || c.timer != msStamp(at) {
 		return // stale: the connection is gone or asked for another time
 	}
-	c.wheelAt = 0
-	if c.timerAt == 0 {
-		return
-	}
+	c.timer = 0
 	now := l.g.now()
-	if c.timerAt > now {
-		c.wheelAt = c.timerAt
-		l.w.Add(key, c.timerAt)
-		return
-	}
-	c.timerAt = 0
-	if c.flags&flagCloseReq != 0 {
+	if c.has(flagCloseReq) {
 		l.finish(c, nil) // linger over: unsent bytes are dropped
-		return
-	}
-	if c.flags&flagDead != 0 {
-		l.settle(c)
 		return
 	}
 	c.ws.Tick(now)
@@ -527,11 +514,11 @@ func (l *eventLoop) shutdown() {
 		if c == nil {
 			continue
 		}
-		if c.flags&flagConnecting != 0 {
+		if c.has(flagConnecting) {
 			l.failDial(c, session.ErrClosed)
 			continue
 		}
-		if c.flags&flagClosed == 0 {
+		if !c.has(flagClosed) {
 			l.finish(c, session.ErrClosed)
 		}
 	}

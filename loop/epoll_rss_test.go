@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -145,12 +146,19 @@ func rssServer() {
 	}
 	fmt.Println("ADDR", s.Addr())
 	fmt.Println("RSS_BEFORE", settledRSS())
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {
 		case "measure":
 			fmt.Println("RSS_AFTER", settledRSS())
 			fmt.Println("CONNS", s.Conns())
+			runtime.ReadMemStats(&m1)
+			n := uint64(max(s.Conns(), 1))
+			fmt.Fprintf(os.Stderr, "server heap: allocated %d B and %d objects per connection; HeapInuse +%d B, HeapSys +%d B, Sys +%d B per connection; %d GCs\n",
+				(m1.TotalAlloc-m0.TotalAlloc)/n, (m1.Mallocs-m0.Mallocs)/n,
+				int64(m1.HeapInuse-m0.HeapInuse)/int64(n), int64(m1.HeapSys-m0.HeapSys)/int64(n), int64(m1.Sys-m0.Sys)/int64(n), m1.NumGC-m0.NumGC)
 		case "quit":
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.Shutdown(ctx)

@@ -168,14 +168,19 @@ func (e *gnetEngine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if e.stopping.Load() {
 		return nil, gnet.Close // OnClose sees no context and ignores it
 	}
-	if e.nconns.Load() >= int64(e.cap) {
-		return overCapacityResponse, gnet.Close
+	for { // loops open connections concurrently: claim a place atomically
+		n := e.nconns.Load()
+		if n >= int64(e.cap) {
+			return overCapacityResponse, gnet.Close
+		}
+		if e.nconns.CompareAndSwap(n, n+1) {
+			break
+		}
 	}
 	l := e.loopOf(c.EventLoop())
 	gc := &gnetConn{gc: c, loop: l}
 	gc.id = l.attach(gc)
 	c.SetContext(gc)
-	e.nconns.Add(1)
 	gc.inCallback = true
 	gc.depth++
 	gc.sc.Init(e.cfg, gc, engineClock())

@@ -45,6 +45,7 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: x\r\n" + upgradeHeaders + "Sec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400, ""},
 			{"missing host", "GET / HTTP/1.1\r\n" + upgradeHeaders + "Sec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 400, ""},
 			{"oversized head", "GET / HTTP/1.1\r\nHost: x\r\n" + upgradeHeaders + "X-Pad: " + strings.Repeat("p", 9000) + "\r\n\r\n", 431, ""},
+			{"oversized unfinished head", "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 9000), 431, ""},
 			{"garbage", "\x00\x01\x02 garbage \xff\xfe\r\n\r\n", 400, ""},
 			{"no HTTP version", "HELLO WORLD\r\n\r\n", 400, ""},
 			{"header without colon", "GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n", 400, ""},

@@ -67,6 +67,11 @@ func TestIntegrationVanish(t *testing.T) {
 		slow.write([]byte("GET / HTTP/1.1\r\nHost: x\r\n"))
 		slow.expectEOFOrResponse()
 
+		// TLS spoken to a plain port: refused at once or at the timeout.
+		tlsHello := ts.dialRaw()
+		tlsHello.write(append([]byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03}, payload(160, false, 4)...))
+		tlsHello.expectEOFOrResponse()
+
 		waitFor(t, "Conns() == 0 after every client vanished", func() bool { return ts.srv.Conns() == 0 })
 		if n := ts.rec.opened(); n != len(cases) {
 			t.Errorf("OnOpen called %d times, want %d", n, len(cases))

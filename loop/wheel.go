@@ -19,12 +19,18 @@ const defaultWheelSlots = 512
 // and ignore a firing whose time is no longer theirs (lazy deletion). A
 // wheel belongs to one goroutine.
 //
-// Times are engine-clock nanoseconds (monotonic, from the engine's start).
+// A slot is a list of fixed-size blocks taken from a free list, so the
+// wheel makes no garbage in steady state and an entry costs 16 bytes, not
+// the slack of a growing slice.
+//
+// Times are engine-clock nanoseconds (monotonic).
 type wheel struct {
 	tick  int64
-	slots [][]wheelEntry
-	cur   int64 // the last tick index processed
-	count int   // entries in all slots, stale ones included
+	slots []*wheelBlock // the first block of each slot's list
+	cur   int64         // the last tick index processed
+	count int           // entries in all slots, stale ones included
+	free  *wheelBlock
+	nfree int
 }
 
 type wheelEntry struct {
@@ -32,9 +38,18 @@ type wheelEntry struct {
 	at  int64
 }
 
-// shrinkCap is the slot capacity above which an emptied slot gives its
-// memory back: a burst of connections leaves no lasting cost.
-const shrinkCap = 256
+// wheelBlockLen makes a block 512 bytes: a malloc size class, no waste.
+const wheelBlockLen = 31
+
+type wheelBlock struct {
+	next    *wheelBlock
+	n       int
+	entries [wheelBlockLen]wheelEntry
+}
+
+// maxFreeBlocks bounds the blocks kept for reuse: a burst of timers leaves
+// at most this many (32 KiB) behind.
+const maxFreeBlocks = 64
 
 // newWheel returns a wheel of n slots of tick each, starting at now.
 func newWheel(tick time.Duration, n int, now int64) *wheel {
@@ -44,7 +59,7 @@ func newWheel(tick time.Duration, n int, now int64) *wheel {
 	if n <= 0 {
 		n = defaultWheelSlots
 	}
-	return &wheel{tick: int64(tick), slots: make([][]wheelEntry, n), cur: now / int64(tick)}
+	return &wheel{tick: int64(tick), slots: make([]*wheelBlock, n), cur: now / int64(tick)}
 }
 
 // Len is the number of entries held, stale ones included.
@@ -56,9 +71,35 @@ func (w *wheel) Add(key uint64, at int64) {
 	if t <= w.cur {
 		t = w.cur + 1
 	}
-	i := int(t % int64(len(w.slots)))
-	w.slots[i] = append(w.slots[i], wheelEntry{key, at})
+	w.push(int(t%int64(len(w.slots))), wheelEntry{key, at})
 	w.count++
+}
+
+func (w *wheel) push(i int, e wheelEntry) {
+	b := w.slots[i]
+	if b == nil || b.n == wheelBlockLen {
+		nb := w.free
+		if nb != nil {
+			w.free, w.nfree = nb.next, w.nfree-1
+		} else {
+			nb = new(wheelBlock)
+		}
+		nb.next, nb.n = b, 0
+		w.slots[i] = nb
+		b = nb
+	}
+	b.entries[b.n] = e
+	b.n++
+}
+
+func (w *wheel) release(b *wheelBlock) {
+	if w.nfree >= maxFreeBlocks {
+		return
+	}
+	b.n = 0
+	b.next = w.free
+	w.free = b
+	w.nfree++
 }
 
 // Advance fires, in no particular order within a tick, every entry whose
@@ -77,28 +118,24 @@ func (w *wheel) Advance(now int64, fire func(key uint64, at int64)) {
 }
 
 func (w *wheel) runSlot(i int, now int64, fire func(key uint64, at int64)) {
-	n0 := len(w.slots[i])
-	if n0 == 0 {
-		return
-	}
-	kept := 0
-	for j := 0; j < n0; j++ {
-		e := w.slots[i][j] // re-read: fire may have grown the slot
-		if e.at > now {
-			w.slots[i][kept] = e // a later revolution's entry
-			kept++
-			continue
+	// Detach the list: entries fire adds to this slot go to a fresh list,
+	// and entries of later revolutions are pushed back onto it.
+	b := w.slots[i]
+	w.slots[i] = nil
+	for b != nil {
+		for j := 0; j < b.n; j++ {
+			e := b.entries[j]
+			if e.at > now {
+				w.push(i, e) // a later revolution's entry
+				continue
+			}
+			w.count--
+			fire(e.key, e.at)
 		}
-		w.count--
-		fire(e.key, e.at)
+		next := b.next
+		w.release(b)
+		b = next
 	}
-	s := w.slots[i]
-	added := copy(s[kept:], s[n0:]) // entries fire added to this slot
-	s = s[:kept+added]
-	if len(s) == 0 && cap(s) > shrinkCap {
-		s = nil
-	}
-	w.slots[i] = s
 }
 
 // Next returns the time of the next tick whose slot holds an entry, or -1
@@ -109,7 +146,7 @@ func (w *wheel) Next() int64 {
 	}
 	n := int64(len(w.slots))
 	for t := w.cur + 1; t <= w.cur+n; t++ {
-		if len(w.slots[t%n]) > 0 {
+		if w.slots[t%n] != nil {
 			return t * w.tick
 		}
 	}

@@ -1,8 +1,8 @@
 // Command wsbench runs wsloop's benchmark matrix and writes BENCHMARKS.md
 // with its charts. See package bench.
 //
-//	wsbench                 # full run: about 35 minutes on 2 cores
-//	wsbench -quick          # smoke test of the harness, under 3 minutes
+//	wsbench                 # full run: BENCHMARKS.md and bench/charts/, about 20 minutes on 2 cores
+//	wsbench -quick          # smoke test of the harness (CI): about 2 minutes, writes to a temporary directory
 //
 // It exits non-zero when the harness broke: a binary did not build, a
 // server did not start or died, wsload failed or found a server at fault,
