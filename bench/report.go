@@ -353,16 +353,12 @@ func (p *page) broadcast(charts map[string]string) {
 	}
 	c := cs[0]
 	p.f("## Broadcast\n\n")
-	p.f("%s subscribers of the server-push endpoint `/ws/push` receive a reading every %s for %s: each reading is encoded once by the server "+
-		"and sent to every subscriber (a new subscriber first gets the latest reading). "+
-		"Latency is from the reading's time stamp (millisecond precision, set by the server just before it publishes) to delivery at a subscriber; "+
-		"deliveries per second count intact deliveries over the traffic time, every sequence number accounted for.\n\n",
-		FormatCount(float64(c.Load.Conns)), p.res.PushInterval, c.Load.Duration)
-	p.f("Deliveries per second are the offered load (subscribers divided by the interval) unless a server falls behind, " +
-		"plus the readings delivered while the subscribers were still connecting, which wsload counts too: " +
-		"the figures that tell servers apart are latency and CPU per delivery. " +
-		"wsload also times those early readings, the first of which each subscriber gets on subscribing and can be up to " +
-		"one interval old, or more when the server is busy accepting: that tail shows in p99.\n\n")
+	p.f("%s members join the chat room `/ws/chat?room=bench`; one more wsload connection publishes %d timestamped text messages at %g per second, "+
+		"and the server sends each, encoded once, to every member as \"nick: text\" (the chat application of cmd/wsloop; the baselines do the same). "+
+		"Latency is from publishing to delivery at a member, with nanosecond time stamps; every delivery is accounted for "+
+		"(a lost or duplicated one fails the run). Deliveries per second are over the publishing time plus the wait for the last deliveries: "+
+		"they equal the offered %s per second unless a server falls behind, so latency and CPU per delivery are what tell the servers apart.\n\n",
+		FormatCount(float64(c.Load.Conns)), c.Load.Messages, c.Load.Rate, FormatCount(c.Load.Rate*float64(c.Load.Conns)))
 	t := Table{Header: []string{"server", "deliveries/s", "vs gorilla", "p50", "p99", "vs gorilla (p99)", "CPU-s per million deliveries", "vs gorilla"}}
 	for _, s := range p.cfg.Servers {
 		t.Add(s.Label,
@@ -382,7 +378,7 @@ func (p *page) method() {
 	p.f("## Method\n\n")
 	p.f("- Servers: %s. The wsloop servers are `cmd/wsloop -engine NAME`; the baselines are the goroutine-per-connection "+
 		"programs of the nested module `bench/baseline` (gorilla/websocket v1.5.3 with Upgrader and a ReadMessage/WriteMessage loop; "+
-		"gobwas/ws v1.5.0 in blocking mode with UpgradeHTTP and wsutil). All serve the same echo and server-push semantics (the baselines copy cmd/wsloop's push: the same JSON reading, encoded once per interval, the latest one sent on subscribing).\n", p.serverList())
+		"gobwas/ws v1.5.0 in blocking mode with UpgradeHTTP and wsutil). All serve the same echo and chat-room semantics (the baselines copy cmd/wsloop's chat: \"nick: text\" to every member, the sender included, joins announced only in rooms of at most 100).\n", p.serverList())
 	p.f("- Every measurement starts a fresh server process on a fresh port and runs one `wsload` (`cmd/wsload`) against it; the servers of one " +
 		"repetition run back to back, in an order rotated each repetition, so each ratio compares runs minutes apart at most.\n")
 	p.f("- Client and server share the machine's %d CPUs; loopback only. wsload binds its sockets to 127.0.0.2 onwards and spreads over "+

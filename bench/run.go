@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,12 +43,11 @@ type Config struct {
 	Echo      []EchoShape // echo configurations
 	// ConnectConns is the connect scenario's connection count.
 	ConnectConns int
-	// BroadcastConns subscribers of /ws/push receive the server's readings
-	// for BroadcastDuration, one every PushInterval when every server takes
-	// -push-interval, else the servers' common default of one a second.
+	// BroadcastConns members of one chat room receive BroadcastMessages
+	// messages that one more connection publishes at BroadcastRate per second.
 	BroadcastConns    int
-	BroadcastDuration time.Duration
-	PushInterval      time.Duration
+	BroadcastRate     float64
+	BroadcastMessages int
 	EchoDuration      time.Duration
 	Quick             bool
 
@@ -69,8 +67,8 @@ func QuickConfig() Config {
 		Echo:              []EchoShape{{100, 64}, {200, 1024}},
 		ConnectConns:      500,
 		BroadcastConns:    500,
-		BroadcastDuration: 3 * time.Second,
-		PushInterval:      100 * time.Millisecond,
+		BroadcastRate:     10,
+		BroadcastMessages: 20,
 		EchoDuration:      2 * time.Second,
 		Quick:             true,
 	}
@@ -83,8 +81,8 @@ func FullConfig() Config {
 		Echo:              []EchoShape{{100, 64}, {1000, 1024}, {10000, 64}},
 		ConnectConns:      10000,
 		BroadcastConns:    19000,
-		BroadcastDuration: 15 * time.Second,
-		PushInterval:      500 * time.Millisecond,
+		BroadcastRate:     2,
+		BroadcastMessages: 30,
 		EchoDuration:      10 * time.Second,
 	}
 }
@@ -119,8 +117,8 @@ func (c *Config) cases() []benchCase {
 					Load: loadRun{Scenario: "echo", Conns: e.Conns, Size: e.Size, Duration: c.EchoDuration, Drain: 3 * time.Second}})
 			}
 		case ScenarioBroadcast:
-			out = append(out, benchCase{ID: fmt.Sprintf("broadcast/%d", c.BroadcastConns), Scenario: sc, Path: "/ws/push",
-				Load: loadRun{Scenario: "broadcast", Publish: "server", Conns: c.BroadcastConns, Duration: c.BroadcastDuration, Drain: 2 * time.Second}})
+			out = append(out, benchCase{ID: fmt.Sprintf("broadcast/%d", c.BroadcastConns), Scenario: sc, Path: "/ws/chat?room=bench",
+				Load: loadRun{Scenario: "broadcast", Publish: "self", Conns: c.BroadcastConns, Rate: c.BroadcastRate, Messages: c.BroadcastMessages, Drain: 5 * time.Second}})
 		}
 	}
 	return out
@@ -140,7 +138,6 @@ type Results struct {
 	Machine      Machine       `json:"machine"`
 	Start        time.Time     `json:"start"`
 	End          time.Time     `json:"end"`
-	PushInterval string        `json:"push_interval"`
 	LoadBefore   string        `json:"loadavg_before"`
 	LoadAfter    string        `json:"loadavg_after"`
 	Measurements []Measurement `json:"measurements"`
@@ -200,28 +197,6 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 
-	// Every server must push at the same interval: the configured one when
-	// all take -push-interval, else their common default of one second.
-	pushArgs := map[string][]string{}
-	if slices.Contains(cfg.Scenarios, ScenarioBroadcast) {
-		all := true
-		takes := map[string]bool{}
-		for _, s := range cfg.Servers {
-			takes[s.Name] = takesFlag(ctx, binPath(binDir, s.Binary), "push-interval")
-			all = all && takes[s.Name]
-		}
-		if !all {
-			log.Warn("a server lacks -push-interval: every server pushes once a second", "wanted", cfg.PushInterval)
-			cfg.PushInterval = time.Second
-		}
-		for _, s := range cfg.Servers {
-			if takes[s.Name] {
-				pushArgs[s.Name] = []string{"-push-interval", cfg.PushInterval.String()}
-			}
-		}
-	}
-	res.PushInterval = cfg.PushInterval.String()
-
 	cases := cfg.cases()
 	total := len(cases) * cfg.Reps * len(cfg.Servers)
 	done := 0
@@ -239,11 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				done++
 				log.Info("run", "n", fmt.Sprintf("%d/%d", done, total), "case", c.ID, "rep", rep, "server", s.Name)
 				m := Measurement{Case: c.ID, Server: s.Name, Rep: rep}
-				var extra []string
-				if c.Scenario == ScenarioBroadcast {
-					extra = pushArgs[s.Name]
-				}
-				metrics, err := runOne(ctx, &cfg, c, s, extra, binDir, logDir, work, log)
+				metrics, err := runOne(ctx, &cfg, c, s, binDir, logDir, work, log)
 				m.Metrics = finite(metrics)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -299,8 +270,8 @@ func primaryMetric(scenario string) string {
 }
 
 // runOne starts a fresh server, drives it with wsload and reads its costs.
-func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, extra []string, binDir, logDir, tmpDir string, log *slog.Logger) (map[string]float64, error) {
-	p, err := startServer(ctx, s, extra, binDir, logDir, log)
+func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir, logDir, tmpDir string, log *slog.Logger) (map[string]float64, error) {
+	p, err := startServer(ctx, s, binDir, logDir, log)
 	if err != nil {
 		return nil, err
 	}

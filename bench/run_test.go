@@ -29,7 +29,7 @@ func TestRunBaseline(t *testing.T) {
 	cfg.Echo = []EchoShape{{10, 64}}
 	cfg.ConnectConns = 20
 	cfg.BroadcastConns = 20
-	cfg.BroadcastDuration = time.Second
+	cfg.BroadcastMessages = 3
 	cfg.EchoDuration = 500 * time.Millisecond
 	cfg.Root = root
 	cfg.Out = filepath.Join(dir, "B.md")

@@ -28,7 +28,7 @@ type ServerSpec struct {
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
-// Each serves echo at /ws/echo and rooms at /ws/chat?room=NAME.
+// Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
 	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}},
 	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}},
@@ -97,13 +97,13 @@ func freePort() (int, error) {
 
 // startServer starts spec's binary on a fresh port and returns once the
 // port accepts connections.
-func startServer(ctx context.Context, spec ServerSpec, extra []string, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
+func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	args := append(append([]string{"-addr", addr}, spec.Args...), extra...)
+	args := append([]string{"-addr", addr}, spec.Args...)
 	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
 	if err != nil {
 		return nil, err
@@ -181,15 +181,6 @@ func (p *serverProc) logTail() string {
 		b = b[len(b)-2000:]
 	}
 	return string(b)
-}
-
-// takesFlag reports whether a binary lists flag (without its dash) in its -h
-// output, for options that not every version of a server has.
-func takesFlag(ctx context.Context, bin, flag string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, _ := exec.CommandContext(ctx, bin, "-h").CombinedOutput() // -h exits 0 or 2
-	return bytes.Contains(out, []byte("-"+flag+" ")) || bytes.Contains(out, []byte("-"+flag+"\n"))
 }
 
 // runtimeVars is what a server's /debug/vars (expvar) tells about its Go runtime.

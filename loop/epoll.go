@@ -17,10 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fdReserve is kept out of the connection capacity for listeners, pollers,
-// wake-ups, log files and the application's own descriptors.
-const fdReserve = 64
-
 // listenBacklog is asked of listen(2); the kernel caps it (somaxconn).
 // Connections beyond capacity wait there until the server has room.
 const listenBacklog = 4096
@@ -42,6 +38,7 @@ type epollEngine struct {
 	done    chan struct{}
 	err     error
 
+	sharedLfd  int                        // a listener all loops share (kqueue), closed after them; -1: none
 	acceptHook func(lfd int) (int, error) // tests: replaces accept(2)
 }
 
@@ -55,18 +52,14 @@ func newEpollEngine(opts *Options, cfg *session.Config) (engine, error) {
 	if e.loops <= 0 {
 		e.loops = runtime.GOMAXPROCS(0)
 	}
-	limit, err := raiseOpenFileLimit()
+	// connLimit raises the soft open-file limit to the hard one and keeps a
+	// reserve for listeners, pollers and the application.
+	c, err := connLimit(opts.MaxConns, e.loops)
 	if err != nil {
-		return nil, fmt.Errorf("wsloop: reading the open-file limit: %w", err)
+		return nil, fmt.Errorf("wsloop: %w", err)
 	}
-	e.cap = limit - fdReserve - 2*e.loops
-	if opts.MaxConns > 0 && opts.MaxConns < e.cap {
-		e.cap = opts.MaxConns
-	}
-	if e.cap < 1 {
-		return nil, fmt.Errorf("wsloop: the open-file limit (%d) leaves no room for connections; raise it (ulimit -n)", limit)
-	}
-	e.log.Info("wsloop: epoll engine", "loops", e.loops, "capacity", e.cap, "open_file_limit", limit)
+	e.cap = c
+	e.log.Info("wsloop: epoll engine ready", "loops", e.loops, "max_connections", e.cap)
 	return e, nil
 }
 
@@ -97,12 +90,26 @@ func (e *epollEngine) listen(addr string) error {
 	if e.acceptHook != nil {
 		g.accept = e.acceptHook
 	}
+	e.sharedLfd = -1
 	for i, l := range g.loops {
-		if len(fds) == 1 {
-			l.setListener(fds[0], i == 0)
-		} else {
+		switch {
+		case len(fds) == len(g.loops):
 			l.setListener(fds[i], true)
+		default:
+			// One socket in every loop's poller: it is closed only once
+			// all loops are gone, so that no loop ever deregisters a
+			// reused descriptor number.
+			l.setListener(fds[0], false)
+			e.sharedLfd = fds[0]
 		}
+	}
+	g.onFatal = func(err error) {
+		e.mu.Lock()
+		if e.err == nil {
+			e.err = err
+		}
+		e.mu.Unlock()
+		go e.shutdown(context.Background())
 	}
 	e.g, e.bound = g, bound
 	g.startLoops()
@@ -222,11 +229,17 @@ func (e *epollEngine) doShutdown(ctx context.Context) error {
 		}
 	}
 	g.stopLoops()
+	if e.sharedLfd >= 0 {
+		unix.Close(e.sharedLfd)
+	}
 	return err
 }
 
+// wait returns nil after a shutdown, or the error that stopped a loop.
 func (e *epollEngine) wait() error {
 	<-e.done
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	return e.err
 }
 

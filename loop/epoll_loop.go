@@ -50,6 +50,8 @@ type group struct {
 
 	// accept is the accept(2) wrapper; tests replace it to simulate EMFILE.
 	accept func(lfd int) (int, error)
+	// onFatal, when set, hears of a loop that cannot go on (its poller failed).
+	onFatal func(err error)
 }
 
 func (g *group) now() int64 { return engineClock() }
@@ -179,7 +181,10 @@ func (l *eventLoop) run() {
 	for !l.stopped {
 		n, err := l.p.wait(l.timeout())
 		if err != nil {
-			l.g.log.Error("wsloop: event loop stopped", "loop", l.idx, "err", err)
+			l.g.log.Error("wsloop: event loop failed", "loop", l.idx, "err", err)
+			if l.g.onFatal != nil {
+				l.g.onFatal(fmt.Errorf("wsloop: event loop %d: %w", l.idx, err))
+			}
 			break
 		}
 		now := l.g.now()

@@ -156,9 +156,11 @@ func rssServer() {
 			fmt.Println("CONNS", s.Conns())
 			runtime.ReadMemStats(&m1)
 			n := uint64(max(s.Conns(), 1))
-			fmt.Fprintf(os.Stderr, "server heap: allocated %d B and %d objects per connection; HeapInuse +%d B, HeapSys +%d B, Sys +%d B per connection; %d GCs\n",
+			d := func(a, b uint64) int64 { return (int64(b) - int64(a)) / int64(n) }
+			fmt.Fprintf(os.Stderr, "server, per connection: allocated %d B in %d objects; HeapInuse %+d B, HeapIdle-HeapReleased %+d B, GCSys %+d B, OtherSys %+d B, MSpanSys %+d B, StackInuse %+d B; %d GCs\n",
 				(m1.TotalAlloc-m0.TotalAlloc)/n, (m1.Mallocs-m0.Mallocs)/n,
-				int64(m1.HeapInuse-m0.HeapInuse)/int64(n), int64(m1.HeapSys-m0.HeapSys)/int64(n), int64(m1.Sys-m0.Sys)/int64(n), m1.NumGC-m0.NumGC)
+				d(m0.HeapInuse, m1.HeapInuse), d(m0.HeapIdle-m0.HeapReleased, m1.HeapIdle-m1.HeapReleased),
+				d(m0.GCSys, m1.GCSys), d(m0.OtherSys, m1.OtherSys), d(m0.MSpanSys, m1.MSpanSys), d(m0.StackInuse, m1.StackInuse), m1.NumGC-m0.NumGC)
 		case "quit":
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.Shutdown(ctx)

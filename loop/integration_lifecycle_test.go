@@ -181,6 +181,7 @@ func TestIntegrationMaxConns(t *testing.T) {
 			}
 			rc.c.Close()
 		}
+		waitFor(t, "Conns() == 0", func() bool { return ts.srv.Conns() == 0 })
 		fresh := ts.openRaw()
 		fresh.write(clientFrame(true, opText, []byte("room again")))
 		if op, p := fresh.readMessage(); op != opText || string(p) != "room again" {

@@ -431,10 +431,12 @@ func (ts *testServer) closeClients() {
 	}
 }
 
-// goroutineTolerance absorbs runtime and test-framework goroutines that come
-// and go; a leaked engine leaves at least one goroutine per loop (2) plus its
-// acceptor, which is more.
-const goroutineTolerance = 2
+// goroutineTolerance is how many goroutines over the baseline a check
+// forgives: none. The baseline is taken once transient goroutines have
+// settled, and the check polls until stragglers have exited, so that any
+// goroutine the server leaves behind (one per loop, per connection, per
+// flusher) shows.
+const goroutineTolerance = 0
 
 // finish closes the test's clients, waits for the server to see them go,
 // shuts the server down and checks that it left no goroutine, no file

@@ -814,3 +814,60 @@ func TestNoBufferWhenIdle(t *testing.T) {
 		}
 	}
 }
+
+func TestBadCloseReplyWhileClosing(t *testing.T) {
+	rec := &recorder{}
+	c, ft := openConn(t, &Config{}, Server, rec)
+	_ = c.Close(StatusNormal, "")
+	n := len(ft.out)
+	c.Feed(encodeFrames([]tframe{closeF(1005, "")}, true, newRng()), t0)
+	if len(ft.out) != n || ft.closed != 1 || rec.code != StatusAbnormal || rec.err == nil || rec.closes != 1 {
+		t.Fatalf("wrote %d more, closed %d, OnClose(%d, %v)", len(ft.out)-n, ft.closed, rec.code, rec.err)
+	}
+}
+
+// fakeExecutor runs tasks at once on a single connection.
+type fakeExecutor struct {
+	c    *Conn
+	open bool
+}
+
+func (x *fakeExecutor) Execute(id uint64, fn func(*Conn)) error {
+	if x.open && id == 7 {
+		fn(x.c)
+	}
+	return nil
+}
+
+func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(*Conn)) error {
+	for _, id := range ids {
+		_ = x.Execute(id, fn)
+	}
+	return nil
+}
+
+func TestHandle(t *testing.T) {
+	c, ft := openConn(t, &Config{}, Server, &recorder{})
+	x := &fakeExecutor{c: c, open: true}
+	h := NewHandle(x, 7)
+	if h.IsZero() || h.ID() != 7 || h.Executor() != x || (Handle{}).Do(func(*Conn) {}) != ErrClosed {
+		t.Fatal("handle accessors")
+	}
+	p := []byte("abc")
+	_ = h.Send(Text, p)
+	p[0] = 'X' // Send copied
+	_ = h.SendPrepared(NewPrepared(Binary, []byte("prep")))
+	_ = h.Close(StatusGoingAway, "bye")
+	fs, err := decodeFrames(ft.out, false)
+	if err != nil || len(fs) != 3 || string(fs[0].payload) != "abc" || string(fs[1].payload) != "prep" || fs[2].op != opClose {
+		t.Fatalf("%v %v", fs, err)
+	}
+	// Outside Feed/Tick, the close deadline is asked for with an immediate tick.
+	if ft.timer != 1 {
+		t.Fatalf("timer %d", ft.timer)
+	}
+	c.SetValue("v")
+	if c.Value() != "v" || c.RemoteAddr() == nil {
+		t.Fatal("value / remote address")
+	}
+}

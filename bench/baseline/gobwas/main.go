@@ -1,9 +1,9 @@
 // Command gobwas is the gobwas/ws baseline of wsbench in its blocking mode,
 // the way the package's README shows it: ws.UpgradeHTTP from a net/http
 // handler, then one goroutine per connection looping over
-// wsutil.ReadClientData and wsutil.WriteServerMessage. A push reading is
-// compiled into frame bytes once and written to each subscriber in turn
-// by the ticker goroutine.
+// wsutil.ReadClientData and wsutil.WriteServerMessage. A chat message is
+// compiled into frame bytes once and written to each member in turn by the
+// sender's goroutine.
 package main
 
 import (
@@ -12,30 +12,41 @@ import (
 	"flag"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"strconv"
 	"sync"
-	"time"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
 
+// Chat limits, as in wsloop's demo chat.
+const (
+	defaultRoom      = "lobby"
+	maxRoomName      = 32
+	maxNick          = 24
+	maxChatMessage   = 4 << 10
+	maxAnnouncedRoom = 100
+)
+
+var guests atomic.Uint64
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	interval := flag.Duration("push-interval", time.Second, "time between push readings")
 	flag.Int("max-conns", 0, "accepted for command-line compatibility with wsloop; not enforced")
 	flag.Parse()
 
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 
-	push := &pusher{subs: make(map[*subscriber]struct{}), interval: *interval}
+	chat := &chat{rooms: make(map[string]*room)}
 	http.HandleFunc("/ws/echo", echo)
-	http.HandleFunc("/ws/push", push.serve)
+	http.HandleFunc("/ws/chat", chat.serve)
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	slog.Info("gobwas baseline listening", "addr", *addr)
 	if err := http.ListenAndServe(*addr, nil); err != nil {
@@ -84,91 +95,134 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// subscriber serializes the ticker's frames and the reader's control
-// replies (pong, close), which wsutil writes as header and payload apart.
-type subscriber struct {
+// member serializes the frames other members' goroutines write to it and
+// its own reader's control replies (pong, close), which wsutil writes as
+// header and payload apart.
+type member struct {
 	mu   sync.Mutex
 	conn net.Conn
 }
 
-func (s *subscriber) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conn.Write(p)
+func (m *member) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conn.Write(p)
 }
 
-type pusher struct {
-	mu   sync.Mutex // held from making a reading to sending it, so each subscriber gets every reading once
-	subs map[*subscriber]struct{}
-	last []byte // the latest reading's frame
-	seq  uint64
-
-	interval time.Duration
-	started  bool // the first subscriber makes a reading and starts the ticker, as wsloop's push does
+type room struct {
+	mu      sync.RWMutex
+	members map[*member]struct{}
 }
 
-// next makes the next reading; called with p.mu held.
-func (p *pusher) next(now time.Time) {
-	p.seq++
-	p.last = ws.MustCompileFrame(ws.NewTextFrame(reading(now, p.seq)))
-}
-
-func (p *pusher) run(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for now := range t.C {
-		p.mu.Lock()
-		p.next(now)
-		for s := range p.subs {
-			s.Write(p.last) // a failed subscriber is removed by its own reader
-		}
-		p.mu.Unlock()
+// publish compiles the frame once and writes it to every member.
+func (rm *room) publish(p []byte) {
+	frame := ws.MustCompileFrame(ws.NewTextFrame(p))
+	rm.mu.RLock()
+	defer rm.mu.RUnlock()
+	for m := range rm.members {
+		m.Write(frame) // a failed member leaves through its own reader
 	}
 }
 
-func (p *pusher) serve(w http.ResponseWriter, r *http.Request) {
+type chat struct {
+	mu    sync.Mutex // guards rooms and member counts
+	rooms map[string]*room
+}
+
+func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("room")
+	if name == "" {
+		name = defaultRoom
+	}
+	nick := q.Get("nick")
+	if !validRoom(name) || !validNick(nick) {
+		http.Error(w, "room must be 1-32 characters of A-Z a-z 0-9 . _ -; nick at most 24 printable characters", http.StatusBadRequest)
+		return
+	}
+	if nick == "" {
+		nick = "guest-" + strconv.FormatUint(guests.Add(1), 10)
+	}
 	conn, rd, ok := upgrade(w, r)
 	if !ok {
 		return
 	}
-	s := &subscriber{conn: conn}
-	p.mu.Lock()
-	if !p.started {
-		p.started = true
-		p.next(time.Now())
-		go p.run(p.interval)
+	m := &member{conn: conn}
+
+	ch.mu.Lock()
+	rm := ch.rooms[name]
+	if rm == nil {
+		rm = &room{members: make(map[*member]struct{})}
+		ch.rooms[name] = rm
 	}
-	p.subs[s] = struct{}{}
-	if p.last != nil {
-		s.Write(p.last)
+	rm.mu.Lock()
+	rm.members[m] = struct{}{}
+	n := len(rm.members)
+	rm.mu.Unlock()
+	ch.mu.Unlock()
+	if n <= maxAnnouncedRoom {
+		rm.publish([]byte("* " + nick + " joined"))
 	}
-	p.mu.Unlock()
+
 	defer func() {
-		p.mu.Lock()
-		delete(p.subs, s)
-		p.mu.Unlock()
+		ch.mu.Lock()
+		rm.mu.Lock()
+		delete(rm.members, m)
+		n := len(rm.members)
+		rm.mu.Unlock()
+		if n == 0 {
+			delete(ch.rooms, name)
+		}
+		ch.mu.Unlock()
+		if n > 0 && n < maxAnnouncedRoom {
+			rm.publish([]byte("* " + nick + " left"))
+		}
 		conn.Close()
 	}()
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{rd, s}
-	for { // read (and drop) until the connection ends, answering control frames
-		if _, _, err := wsutil.ReadClientData(rw); err != nil {
+	}{rd, m}
+	for {
+		// The blocking helpers read a whole message before its size can be
+		// judged; the close code is the one wsloop sends all the same.
+		msg, op, err := wsutil.ReadClientData(rw)
+		if err != nil {
 			return
 		}
+		if len(msg) > maxChatMessage {
+			m.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "chat messages are at most 4 KiB"))))
+			return
+		}
+		if op != ws.OpText {
+			m.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusUnsupportedData, "chat takes text messages"))))
+			return
+		}
+		rm.publish(append(append(append(make([]byte, 0, len(nick)+2+len(msg)), nick...), ": "...), msg...))
 	}
 }
 
-// reading encodes one simulated sensor reading as cmd/wsloop's push does.
-func reading(now time.Time, seq uint64) []byte {
-	temp := 21.5 + 1.5*math.Sin(float64(now.UnixMilli()%600_000)/600_000*2*math.Pi)
-	temp = math.Round(temp*10) / 10
-	b := append(make([]byte, 0, 64), `{"t":"`...)
-	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
-	b = append(b, `","temp":`...)
-	b = strconv.AppendFloat(b, temp, 'f', 1, 64)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
+func validRoom(s string) bool {
+	if len(s) == 0 || len(s) > maxRoomName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func validNick(s string) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNick {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }

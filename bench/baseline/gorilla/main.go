@@ -1,15 +1,14 @@
 // Command gorilla is the gorilla/websocket baseline of wsbench, written the
 // way the package's documentation and examples show: an Upgrader and one
-// goroutine per connection running a ReadMessage/WriteMessage loop; for
-// server push, the chat example's shape (a buffered send channel and a
-// write pump goroutine per subscriber, each reading prepared once).
+// goroutine per connection running a ReadMessage/WriteMessage loop; for chat
+// rooms, the chat example's shape (a buffered send channel and a write pump
+// goroutine per member, each message prepared once).
 package main
 
 import (
 	"expvar"
 	"flag"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -17,8 +16,19 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+)
+
+// Chat limits, as in wsloop's demo chat.
+const (
+	defaultRoom      = "lobby"
+	maxRoomName      = 32
+	maxNick          = 24
+	maxChatMessage   = 4 << 10
+	maxAnnouncedRoom = 100
 )
 
 var upgrader = websocket.Upgrader{
@@ -28,20 +38,22 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-var dropped atomic.Uint64
+var (
+	dropped atomic.Uint64
+	guests  atomic.Uint64
+)
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
-	interval := flag.Duration("push-interval", time.Second, "time between push readings")
 	flag.Int("max-conns", 0, "accepted for command-line compatibility with wsloop; not enforced")
 	flag.Parse()
 
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 	expvar.Publish("dropped", expvar.Func(func() any { return dropped.Load() }))
 
-	push := &pusher{subs: make(map[*subscriber]struct{}), interval: *interval}
+	chat := &chat{rooms: make(map[string]*room)}
 	http.HandleFunc("/ws/echo", echo)
-	http.HandleFunc("/ws/push", push.serve)
+	http.HandleFunc("/ws/chat", chat.serve)
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	slog.Info("gorilla baseline listening", "addr", *addr)
 	if err := http.ListenAndServe(*addr, nil); err != nil {
@@ -67,98 +79,134 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type subscriber struct {
+type member struct {
 	conn *websocket.Conn
+	nick string
 	send chan *websocket.PreparedMessage
 }
 
-type pusher struct {
-	mu   sync.Mutex // held from making a reading to queueing it, so each subscriber gets every reading once
-	subs map[*subscriber]struct{}
-	last *websocket.PreparedMessage
-	seq  uint64
-
-	interval time.Duration
-	started  bool // the first subscriber makes a reading and starts the ticker, as wsloop's push does
+type room struct {
+	members map[*member]struct{}
 }
 
-// next makes the next reading; called with p.mu held.
-func (p *pusher) next(now time.Time) {
-	p.seq++
-	if pm, err := websocket.NewPreparedMessage(websocket.TextMessage, reading(now, p.seq)); err == nil {
-		p.last = pm
+type chat struct {
+	mu    sync.Mutex // guards rooms and their members
+	rooms map[string]*room
+}
+
+// publish prepares p once and queues it for every member of rm; a member
+// 256 messages behind misses it (counted in dropped) rather than stalling
+// the room. Called with ch.mu held.
+func (rm *room) publish(p []byte) {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, p)
+	if err != nil {
+		return
 	}
-}
-
-func (p *pusher) run(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for now := range t.C {
-		p.mu.Lock()
-		p.next(now)
-		for s := range p.subs {
-			select {
-			case s.send <- p.last:
-			default: // a subscriber 256 readings behind misses this one
-				dropped.Add(1)
-			}
+	for m := range rm.members {
+		select {
+		case m.send <- pm:
+		default:
+			dropped.Add(1)
 		}
-		p.mu.Unlock()
 	}
 }
 
-func (p *pusher) serve(w http.ResponseWriter, r *http.Request) {
+func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("room")
+	if name == "" {
+		name = defaultRoom
+	}
+	nick := q.Get("nick")
+	if !validRoom(name) || !validNick(nick) {
+		http.Error(w, "room must be 1-32 characters of A-Z a-z 0-9 . _ -; nick at most 24 printable characters", http.StatusBadRequest)
+		return
+	}
+	if nick == "" {
+		nick = "guest-" + strconv.FormatUint(guests.Add(1), 10)
+	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	s := &subscriber{conn: conn, send: make(chan *websocket.PreparedMessage, 256)}
-	p.mu.Lock()
-	if !p.started {
-		p.started = true
-		p.next(time.Now())
-		go p.run(p.interval)
+	conn.SetReadLimit(maxChatMessage) // over it: close 1009
+	m := &member{conn: conn, nick: nick, send: make(chan *websocket.PreparedMessage, 256)}
+	go writePump(m)
+
+	ch.mu.Lock()
+	rm := ch.rooms[name]
+	if rm == nil {
+		rm = &room{members: make(map[*member]struct{})}
+		ch.rooms[name] = rm
 	}
-	p.subs[s] = struct{}{}
-	if p.last != nil {
-		s.send <- p.last
+	rm.members[m] = struct{}{}
+	if len(rm.members) <= maxAnnouncedRoom {
+		rm.publish([]byte("* " + nick + " joined"))
 	}
-	p.mu.Unlock()
-	go writePump(s)
+	ch.mu.Unlock()
+
 	defer func() {
-		p.mu.Lock()
-		delete(p.subs, s)
-		p.mu.Unlock()
-		close(s.send)
+		ch.mu.Lock()
+		delete(rm.members, m)
+		if len(rm.members) == 0 {
+			delete(ch.rooms, name)
+		} else if len(rm.members) < maxAnnouncedRoom {
+			rm.publish([]byte("* " + nick + " left"))
+		}
+		ch.mu.Unlock()
+		close(m.send)
 		conn.Close()
 	}()
-	for { // read (and drop) until the connection ends, answering control frames
-		if _, _, err := conn.NextReader(); err != nil {
+	for {
+		mt, p, err := conn.ReadMessage()
+		if err != nil {
 			return
 		}
+		if mt != websocket.TextMessage {
+			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseUnsupportedData, "chat takes text messages"), deadline())
+			return
+		}
+		msg := append(append(append(make([]byte, 0, len(nick)+2+len(p)), nick...), ": "...), p...)
+		ch.mu.Lock()
+		rm.publish(msg)
+		ch.mu.Unlock()
 	}
 }
 
-func writePump(s *subscriber) {
-	for pm := range s.send {
-		if err := s.conn.WritePreparedMessage(pm); err != nil {
-			s.conn.Close() // wakes the reader, which unsubscribes and closes send
-			for range s.send {
+func writePump(m *member) {
+	for pm := range m.send {
+		if err := m.conn.WritePreparedMessage(pm); err != nil {
+			m.conn.Close() // wakes the reader, which leaves the room and closes send
+			for range m.send {
 			}
 			return
 		}
 	}
 }
 
-// reading encodes one simulated sensor reading as cmd/wsloop's push does.
-func reading(now time.Time, seq uint64) []byte {
-	temp := 21.5 + 1.5*math.Sin(float64(now.UnixMilli()%600_000)/600_000*2*math.Pi)
-	temp = math.Round(temp*10) / 10
-	b := append(make([]byte, 0, 64), `{"t":"`...)
-	b = now.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
-	b = append(b, `","temp":`...)
-	b = strconv.AppendFloat(b, temp, 'f', 1, 64)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	return append(b, '}')
+func validRoom(s string) bool {
+	if len(s) == 0 || len(s) > maxRoomName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
+			return false
+		}
+	}
+	return true
 }
+
+func validNick(s string) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNick {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func deadline() time.Time { return time.Now().Add(time.Second) }
