@@ -233,7 +233,7 @@ func TestIntegrationOverflow(t *testing.T) {
 			ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
 				o.Session.HighWater = 16 << 20
 			})
-			slow := ts.dialSlow(t)
+			ts.dialSlow(t)
 			waitFor(t, "the slow client open", func() bool { return ts.rec.opened() == 1 })
 			for k := 0; k < 128; k++ { // 4 MiB that the client never reads
 				ts.srv.Broadcast(session.Binary, payload(msgSize, false, k))
@@ -251,7 +251,6 @@ func TestIntegrationOverflow(t *testing.T) {
 			if n := ts.srv.Conns(); n != 0 {
 				t.Errorf("Conns() after Shutdown = %d", n)
 			}
-			_ = slow
 			ts.closeClients()
 			ts.checkLeaks()
 		})

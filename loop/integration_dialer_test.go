@@ -139,10 +139,60 @@ func TestIntegrationDialer(t *testing.T) {
 			t.Errorf("OnOpen ran for a failed dial")
 		}
 		waitFor(t, "Dialer.Conns() == 0", func() bool { return d.Conns() == 0 })
+
+		// A server that accepts and never answers: the connect timeout ends it.
+		silent, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		held := make(chan net.Conn, 1)
+		go func() {
+			if c, err := silent.Accept(); err == nil {
+				held <- c
+			}
+		}()
+		d2, err := loop.NewDialer(loop.DialerOptions{Loops: 1, ConnectTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa := silent.Addr().(*net.TCPAddr)
+		if err := d2.Dial(sa, nil, &session.ClientRequest{Host: sa.String()}, fh); err != nil {
+			t.Fatal(err)
+		}
+		if ev := waitEvent(t, failed); ev.code != session.StatusAbnormal || ev.err == nil {
+			t.Errorf("silent server: OnClose(%d, %v), want 1006 with a timeout error", ev.code, ev.err)
+		}
+		d2.Close()
+		select {
+		case c := <-held:
+			c.Close()
+		case <-time.After(waitTimeout):
+			t.Error("the silent server never saw the connection")
+		}
+		silent.Close()
+
+		// Dialer.Close drops its open connections; the server sees them go.
+		opened := make(chan struct{}, 5)
+		keep := session.HandlerFuncs{Open: func(*session.Conn) { opened <- struct{}{} }}
+		before := ts.rec.closedCount()
+		for i := 0; i < 5; i++ {
+			if err := d.Dial(raddr, nil, &session.ClientRequest{Host: raddr.String(), Path: "/kept"}, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 5; i++ {
+			select {
+			case <-opened:
+			case <-time.After(waitTimeout):
+				t.Fatalf("only %d of 5 dialed connections opened", i)
+			}
+		}
 		if err := d.Close(); err != nil {
 			t.Errorf("Dialer.Close: %v", err)
 		}
 		dialerClosed = true
+		waitFor(t, "the server to see the dialer's connections close", func() bool { return ts.rec.closedCount() == before+5 })
 		ts.finish()
 	})
 }

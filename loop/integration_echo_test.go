@@ -87,7 +87,7 @@ func TestIntegrationEcho(t *testing.T) {
 		if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
 			t.Errorf("client close handshake: %v", err)
 		}
-		ev := ts.rec.waitClose(t)
+		ev := ts.rec.firstClose(t)
 		if ev.code != 1000 || ev.reason != "done" {
 			t.Errorf("server OnClose(%d, %q, %v), want (1000, \"done\")", ev.code, ev.reason, ev.err)
 		}

@@ -111,7 +111,6 @@ func (r *recorder) upgrade(inner session.UpgradeFunc) session.UpgradeFunc {
 // closeEvent is one OnClose call.
 type closeEvent struct {
 	id     int64
-	remote string
 	code   session.StatusCode
 	reason string
 	err    error
@@ -130,12 +129,10 @@ type recorder struct {
 	conns  []*connInfo
 	closed []closeEvent
 	errs   []string // contract violations seen in callbacks
-	openCh chan int64
-	closCh chan closeEvent
 }
 
 func newRecorder() *recorder {
-	return &recorder{openCh: make(chan int64, 4096), closCh: make(chan closeEvent, 4096)}
+	return &recorder{}
 }
 
 // echoRecorder echoes every message back with the same opcode.
@@ -179,10 +176,6 @@ func (r *recorder) OnOpen(c *session.Conn) {
 	r.mu.Lock()
 	r.conns = append(r.conns, ci)
 	r.mu.Unlock()
-	select {
-	case r.openCh <- ci.id:
-	default:
-	}
 }
 
 func (r *recorder) info(c *session.Conn, where string) *connInfo {
@@ -216,14 +209,10 @@ func (r *recorder) OnClose(c *session.Conn, code session.StatusCode, reason stri
 	if n := ci.closes.Add(1); n != 1 {
 		r.violation(fmt.Sprintf("conn %d: OnClose called %d times", ci.id, n))
 	}
-	ev := closeEvent{id: ci.id, remote: ci.remote, code: code, reason: reason, err: err}
+	ev := closeEvent{id: ci.id, code: code, reason: reason, err: err}
 	r.mu.Lock()
 	r.closed = append(r.closed, ev)
 	r.mu.Unlock()
-	select {
-	case r.closCh <- ev:
-	default:
-	}
 	if r.close != nil {
 		r.close(c, code, reason, err)
 	}
@@ -241,28 +230,13 @@ func (r *recorder) closedCount() int {
 	return len(r.closed)
 }
 
-// waitOpen waits for the next OnOpen and returns the connection's id.
-func (r *recorder) waitOpen(t testing.TB) int64 {
+// firstClose waits for the first OnClose of all.
+func (r *recorder) firstClose(t testing.TB) closeEvent {
 	t.Helper()
-	select {
-	case id := <-r.openCh:
-		return id
-	case <-time.After(waitTimeout):
-		t.Fatalf("no OnOpen within %v", waitTimeout)
-		return 0
-	}
-}
-
-// waitClose waits for the next OnClose.
-func (r *recorder) waitClose(t testing.TB) closeEvent {
-	t.Helper()
-	select {
-	case ev := <-r.closCh:
-		return ev
-	case <-time.After(waitTimeout):
-		t.Fatalf("no OnClose within %v", waitTimeout)
-		return closeEvent{}
-	}
+	waitFor(t, "an OnClose", func() bool { return r.closedCount() > 0 })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed[0]
 }
 
 // waitCloseOf waits for the OnClose of connection id.

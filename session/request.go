@@ -15,7 +15,8 @@ import (
 // copy what they return.
 type Request struct {
 	req    *codec.Request
-	remote net.Addr
+	t      Transport
+	remote net.Addr // asked of t on first use: most hooks never look
 }
 
 // Method returns the request method.
@@ -56,7 +57,12 @@ func (r *Request) Protocols() []string {
 }
 
 // RemoteAddr returns the peer's address, or nil when the engine does not know it.
-func (r *Request) RemoteAddr() net.Addr { return r.remote }
+func (r *Request) RemoteAddr() net.Addr {
+	if r.remote == nil && r.t != nil {
+		r.remote = r.t.RemoteAddr()
+	}
+	return r.remote
+}
 
 // HTTPRequest returns the request as a *http.Request with no body, for
 // handing to a net/http Handler off the engine goroutine: Method, URL (from
@@ -89,8 +95,8 @@ func (r *Request) HTTPRequest() (*http.Request, error) {
 		Host:       host,
 		RequestURI: target,
 	}
-	if r.remote != nil {
-		hr.RemoteAddr = r.remote.String()
+	if ra := r.RemoteAddr(); ra != nil {
+		hr.RemoteAddr = ra.String()
 	}
 	return hr, nil
 }
