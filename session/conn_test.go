@@ -1,6 +1,7 @@
 package session
 
 import (
+	"net"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -190,11 +191,11 @@ func TestServerHandshakeErrors(t *testing.T) {
 func TestUpgradeHook(t *testing.T) {
 	rec := &recorder{}
 	other := &recorder{}
-	var seen *Request
+	var seen net.Addr // RemoteAddr, read during the call: the Request is not valid after it
 	var path, query, origin, host, hdr string
 	var protos []string
 	cfg := &Config{Handler: rec, Protocols: []string{"a"}, Upgrade: func(r *Request) (Accept, error) {
-		seen = r
+		seen = r.RemoteAddr()
 		path, query, origin, host, hdr, protos = r.Path(), r.RawQuery(), r.Origin(), r.Host(), r.Header("x-token"), r.Protocols()
 		switch r.Header("X-Token") {
 		case "secret":
@@ -224,7 +225,7 @@ func TestUpgradeHook(t *testing.T) {
 		t.Fatalf("accept: value %v proto %q events %v %v", c.Value(), c.Subprotocol(), other.events, rec.events)
 	}
 	if seen == nil || path != "/chat" || query != "x=1" || origin != "http://o.example" || host != "example.com" || hdr != "secret" ||
-		strings.Join(protos, ",") != "a,b" || seen.RemoteAddr() == nil {
+		strings.Join(protos, ",") != "a,b" || false {
 		t.Fatalf("request seen: %q %q %q %q %q %v", path, query, origin, host, hdr, protos)
 	}
 
