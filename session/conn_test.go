@@ -1,10 +1,10 @@
 package session
 
 import (
-	"net"
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -225,7 +225,7 @@ func TestUpgradeHook(t *testing.T) {
 		t.Fatalf("accept: value %v proto %q events %v %v", c.Value(), c.Subprotocol(), other.events, rec.events)
 	}
 	if seen == nil || path != "/chat" || query != "x=1" || origin != "http://o.example" || host != "example.com" || hdr != "secret" ||
-		strings.Join(protos, ",") != "a,b" || false {
+		strings.Join(protos, ",") != "a,b" {
 		t.Fatalf("request seen: %q %q %q %q %q %v", path, query, origin, host, hdr, protos)
 	}
 
