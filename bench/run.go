@@ -118,7 +118,10 @@ func (c *Config) cases() []benchCase {
 			}
 		case ScenarioBroadcast:
 			out = append(out, benchCase{ID: fmt.Sprintf("broadcast/%d", c.BroadcastConns), Scenario: sc, Path: "/ws/chat?room=bench",
-				Load: loadRun{Scenario: "broadcast", Publish: "self", Conns: c.BroadcastConns, Rate: c.BroadcastRate, Messages: c.BroadcastMessages, Drain: 5 * time.Second}})
+				Load: loadRun{Scenario: "broadcast", Publish: "self", Conns: c.BroadcastConns, Rate: c.BroadcastRate, Messages: c.BroadcastMessages,
+					// wsload stops publishing at Duration: leave room for every message.
+					Duration: time.Duration(float64(c.BroadcastMessages)/c.BroadcastRate*float64(time.Second)) + 5*time.Second,
+					Drain:    5 * time.Second}})
 		}
 	}
 	return out

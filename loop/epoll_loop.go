@@ -157,6 +157,7 @@ func newEventLoop(g *group, idx, max int) (*eventLoop, error) {
 	}
 	l.q = newTaskQueue(p.wake)
 	l.fireFn = l.fire
+	l.w.Stale = l.staleTimer
 	l.taskFn = l.runTask
 	l.stopFn = func() { l.stopped = true }
 	l.resumeFn = l.resumeAccept
@@ -375,8 +376,21 @@ func (l *eventLoop) finish(c *conn, err error) {
 	if c.has(flagDialing) {
 		delete(l.dials, c.slot)
 	}
-	l.g.released(l)
 	c.ws.TransportClosed(err)
+	// Only now may another connection take the place: handlers never see
+	// more than capacity connections open.
+	l.g.released(l)
+}
+
+// staleTimer reports whether a wheel entry no longer matters: its
+// connection is gone or has asked for another time since.
+func (l *eventLoop) staleTimer(key uint64, at int64) bool {
+	if key&keyDial != 0 {
+		c := l.lookup(key &^ keyDial)
+		return c == nil || !c.has(flagConnecting|flagDialing)
+	}
+	c := l.lookup(key)
+	return c == nil || c.has(flagClosed|flagDead) || c.timer != msStamp(at)
 }
 
 func (l *eventLoop) fire(key uint64, at int64) {
@@ -384,10 +398,10 @@ func (l *eventLoop) fire(key uint64, at int64) {
 		l.dialTimeout(key&^keyDial, at)
 		return
 	}
-	c := l.lookup(key)
-	if c == nil || c.has(flagClosed|flagDead) || c.timer != msStamp(at) {
-		return // stale: the connection is gone or asked for another time
+	if l.staleTimer(key, at) {
+		return
 	}
+	c := l.lookup(key)
 	c.timer = 0
 	now := l.g.now()
 	if c.has(flagCloseReq) {
@@ -447,6 +461,13 @@ func (l *eventLoop) pauseAccept(retryAt int64) {
 	}
 	if retryAt != 0 {
 		l.retryAt = retryAt
+		return
+	}
+	// A release that ran before we were marked paused did not see us; the
+	// count it left tells us. (Both sides write, then read the other's
+	// atomic: at least one of them sees the other.)
+	if l.g.count.Load() < l.g.max {
+		l.resumeAccept()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -98,8 +99,10 @@ func TestRSSPerIdleConnection(t *testing.T) {
 		t.Fatalf("server holds %d connections, want %d", conns, n)
 	}
 	growth := after - before
-	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB, growth %d bytes per connection",
-		n, before>>10, after>>10, growth/int64(n))
+	fmt.Fprintln(srvIn, "free")
+	freed, _ := strconv.ParseInt(field("RSS_FREED "), 10, 64)
+	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
+		n, before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
 	clIn.Close() // the client exits at the end of its stdin
 	fmt.Fprintln(srvIn, "quit")
 	srvIn.Close()
@@ -107,10 +110,13 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	_ = srv.Wait()
 }
 
-func vmRSS() int64 {
+func vmRSS() int64 { return procStatus("VmRSS:") }
+
+// procStatus reads a kB field of /proc/self/status, in bytes.
+func procStatus(field string) int64 {
 	b, _ := os.ReadFile("/proc/self/status")
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if s, ok := bytes.CutPrefix(line, []byte("VmRSS:")); ok {
+		if s, ok := bytes.CutPrefix(line, []byte(field)); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(string(s), "kB")), 10, 64)
 			return kb << 10
 		}
@@ -146,6 +152,7 @@ func rssServer() {
 	}
 	fmt.Println("ADDR", s.Addr())
 	fmt.Println("RSS_BEFORE", settledRSS())
+	anon0, file0 := procStatus("RssAnon:"), procStatus("RssFile:")
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	in := bufio.NewScanner(os.Stdin)
@@ -154,6 +161,8 @@ func rssServer() {
 		case "measure":
 			fmt.Println("RSS_AFTER", settledRSS())
 			fmt.Println("CONNS", s.Conns())
+			fmt.Fprintf(os.Stderr, "server VmRSS growth: RssAnon %+d KiB, RssFile %+d KiB (code and files paged in)\n",
+				(procStatus("RssAnon:")-anon0)>>10, (procStatus("RssFile:")-file0)>>10)
 			runtime.ReadMemStats(&m1)
 			n := uint64(max(s.Conns(), 1))
 			d := func(a, b uint64) int64 { return (int64(b) - int64(a)) / int64(n) }
@@ -161,6 +170,11 @@ func rssServer() {
 				(m1.TotalAlloc-m0.TotalAlloc)/n, (m1.Mallocs-m0.Mallocs)/n,
 				d(m0.HeapInuse, m1.HeapInuse), d(m0.HeapIdle-m0.HeapReleased, m1.HeapIdle-m1.HeapReleased),
 				d(m0.GCSys, m1.GCSys), d(m0.OtherSys, m1.OtherSys), d(m0.MSpanSys, m1.MSpanSys), d(m0.StackInuse, m1.StackInuse), m1.NumGC-m0.NumGC)
+		case "free":
+			// Only for comparison with the architecture's table: the OS view
+			// above is the figure that counts.
+			debug.FreeOSMemory()
+			fmt.Println("RSS_FREED", settledRSS())
 		case "quit":
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.Shutdown(ctx)

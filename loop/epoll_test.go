@@ -291,19 +291,24 @@ func TestEpollCapacityPausesAndResumes(t *testing.T) {
 		clients = append(clients, c)
 	}
 	eventually(t, "two connections open", func() bool { return ev.opens.Load() == 2 })
-	var served []*rawClient
-	var waiting []*rawClient
-	// Which two were served depends on the kernel; the first two in the
-	// backlog are, since accept order is FIFO per listener... but with two
-	// SO_REUSEPORT listeners either may go first: find them by reading.
-	for _, c := range clients {
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-		if _, err := c.r.Peek(1); err == nil {
-			served = append(served, c)
-		} else {
-			waiting = append(waiting, c)
-		}
+	// Which two were served depends on the kernel (two SO_REUSEPORT
+	// listeners, each with its own backlog): find them by who answers.
+	answered := func(c *rawClient) bool {
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		_, err := c.r.Peek(1)
+		return err == nil
 	}
+	split := func(cs []*rawClient) (yes, no []*rawClient) {
+		for _, c := range cs {
+			if answered(c) {
+				yes = append(yes, c)
+			} else {
+				no = append(no, c)
+			}
+		}
+		return
+	}
+	served, waiting := split(clients)
 	if len(served) != 2 || s.Conns() != 2 {
 		t.Fatalf("%d clients answered, Conns %d; want 2 and 2", len(served), s.Conns())
 	}
@@ -313,12 +318,22 @@ func TestEpollCapacityPausesAndResumes(t *testing.T) {
 		}
 		c.echo(t, []byte("served"))
 	}
-	for i, w := range waiting {
-		served[i].Close()
-		if err := w.readHandshake(); err != nil {
-			t.Fatalf("waiting client %d after a slot freed: %v", i, err)
+	for len(waiting) > 0 {
+		served[0].Close()
+		served = served[1:]
+		var now []*rawClient
+		eventually(t, "a waiting client to be served after a slot freed", func() bool {
+			now, waiting = split(waiting)
+			return len(now) > 0
+		})
+		if len(now) != 1 {
+			t.Fatalf("%d waiting clients served for one freed slot", len(now))
 		}
-		w.echo(t, []byte("served later"))
+		if err := now[0].readHandshake(); err != nil {
+			t.Fatal(err)
+		}
+		now[0].echo(t, []byte("served later"))
+		served = append(served, now[0])
 		if n := s.Conns(); n > 2 {
 			t.Fatalf("Conns = %d over capacity 2", n)
 		}

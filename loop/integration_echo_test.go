@@ -1,6 +1,7 @@
 package loop_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -175,8 +176,25 @@ func TestIntegrationFragmented(t *testing.T) {
 			t.Fatalf("got op %d %q, want text \"dribbled é\"", op, p)
 		}
 
-		rc.write(clientFrame(true, opClose, closeBody(1000, "")))
+		// A 125-byte ping dribbled the same way: a partial control frame
+		// waits in the session like a data frame does.
+		ping := payload(125, false, 8)
+		fr = clientFrame(true, opPing, ping)
+		for i := range fr {
+			rc.write(fr[i : i+1])
+		}
+		if f := rc.mustFrame(); f.op != opPong || !bytes.Equal(f.payload, ping) {
+			t.Fatalf("dribbled ping: got op %d %d bytes, want the pong with its payload", f.op, len(f.payload))
+		}
+
+		fr = clientFrame(true, opClose, closeBody(1000, "dribbled"))
+		for i := range fr {
+			rc.write(fr[i : i+1])
+		}
 		rc.expectClose(1000, false)
+		if ev := rc.serverClose(ts.rec); ev.code != 1000 || ev.reason != "dribbled" {
+			t.Errorf("OnClose(%d, %q, %v), want (1000, \"dribbled\")", ev.code, ev.reason, ev.err)
+		}
 		ts.finish()
 	})
 }

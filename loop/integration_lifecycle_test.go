@@ -138,6 +138,10 @@ func TestIntegrationMaxConns(t *testing.T) {
 			mu.Unlock()
 		}
 		rec.close = func(*session.Conn, session.StatusCode, string, error) {
+			// A handler that takes a moment in OnClose: the slot it frees
+			// must not be handed to a new connection before it returns,
+			// or the application sees more than MaxConns open at once.
+			time.Sleep(20 * time.Millisecond)
 			mu.Lock()
 			live--
 			mu.Unlock()

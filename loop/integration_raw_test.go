@@ -56,7 +56,7 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"Upgrade without Connection is plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 404, ""},
 		}
 		for _, tc := range cases {
-			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			t.Run(subtestName(tc.name), func(t *testing.T) {
 				rc := ts.dialRaw()
 				rc.t = t
 				rc.write([]byte(tc.req))
@@ -86,7 +86,7 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"head just under the limit", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nX-Pad: " + strings.Repeat("p", 7900) + "\r\n\r\n"},
 		}
 		for _, tc := range accepted {
-			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			t.Run(subtestName(tc.name), func(t *testing.T) {
 				rc := ts.dialRaw()
 				rc.t = t
 				// A frame rides behind the request in the same write.
@@ -111,8 +111,30 @@ func TestIntegrationHandshake(t *testing.T) {
 		}
 		c.Close(websocket.StatusNormalClosure, "")
 
+		// Browsers always offer permessage-deflate: without compression the
+		// server must decline it (no extension in the 101), and a client
+		// that asked for it then talks uncompressed.
+		rc := ts.dialRaw()
+		rc.write([]byte(strings.Replace(handshakeRequest("/"), "\r\n\r\n",
+			"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n", 1)))
+		if resp := rc.expectUpgrade(); resp.Header.Get("Sec-WebSocket-Extensions") != "" {
+			t.Errorf("101 accepted extensions %q; none is supported", resp.Header.Get("Sec-WebSocket-Extensions"))
+		}
+		rc.c.Close()
+		c = ts.dialWS("/", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		long := []byte(strings.Repeat("compressible ", 1000))
+		if err := c.Write(ctx, websocket.MessageText, long); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, long) {
+			t.Fatalf("echo to a client that offered compression: %v", err)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+
 		// The server is still fine after all that.
-		rc := ts.openRaw()
+		rc = ts.openRaw()
 		rc.write(clientFrame(true, opText, []byte("still here")))
 		if op, p := rc.readMessage(); op != opText || string(p) != "still here" {
 			t.Fatalf("echo after refused handshakes: op %d %q", op, p)
@@ -237,7 +259,7 @@ func TestIntegrationProtocol(t *testing.T) {
 			{"fragments over MaxMessage", cat(clientFrame(false, opBinary, ok[:600]), clientFrame(true, opCont, payload(401, false, 3))), 1009},
 		}
 		for _, tc := range cases {
-			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			t.Run(subtestName(tc.name), func(t *testing.T) {
 				rc := ts.openRaw()
 				rc.t = t
 				rc.write(tc.input)

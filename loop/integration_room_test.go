@@ -173,3 +173,60 @@ func TestIntegrationBroadcast(t *testing.T) {
 		ts.finish()
 	})
 }
+
+// TestIntegrationRoomStale: a room that still holds handles of closed
+// connections (the application never called Leave) publishes only to live
+// members: not to the closed ones, and not to new connections that reuse
+// their slots or descriptors.
+func TestIntegrationRoomStale(t *testing.T) {
+	const members = 10
+	forEachEngine(t, func(t *testing.T, engine string) {
+		room := loop.NewRoom()
+		rec := echoRecorder()
+		rec.open = func(c *session.Conn) {
+			if c.Value().(*connInfo).extra == "/join" {
+				room.Join(c.Handle())
+			}
+		}
+		ts := startServer(t, engine, rec, func(o *loop.Options) {
+			o.Session.Upgrade = func(r *session.Request) (session.Accept, error) {
+				return session.Accept{Value: r.Path()}, nil
+			}
+		})
+		var gone []*rawClient
+		for i := 0; i < members; i++ {
+			rc := ts.dialRaw()
+			rc.write([]byte(handshakeRequest("/join")))
+			rc.expectUpgrade()
+			gone = append(gone, rc)
+		}
+		stay := ts.dialRaw()
+		stay.write([]byte(handshakeRequest("/join")))
+		stay.expectUpgrade()
+		waitFor(t, "room.Len() == members+1", func() bool { return room.Len() == members+1 })
+		for _, rc := range gone {
+			rc.c.Close()
+			rc.serverClose(ts.rec)
+		}
+		// New connections, not in the room, likely on the freed slots.
+		var fresh []*rawClient
+		for i := 0; i < members; i++ {
+			rc := ts.openRaw()
+			fresh = append(fresh, rc)
+		}
+		room.Publish(session.Text, []byte("to the room"))
+		if op, p := stay.readMessage(); op != opText || string(p) != "to the room" {
+			t.Fatalf("the live member got op %d %q", op, p)
+		}
+		for i, rc := range fresh {
+			// Two echo round trips: a stray room message would come first.
+			for _, m := range []string{"own", "own again"} {
+				rc.write(clientFrame(true, opText, []byte(m)))
+				if op, p := rc.readMessage(); op != opText || string(p) != m {
+					t.Fatalf("new connection %d got %q: a room message for a closed member reached it", i, p)
+				}
+			}
+		}
+		ts.finish()
+	})
+}

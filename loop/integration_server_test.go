@@ -22,9 +22,12 @@ func TestIntegrationServerSide(t *testing.T) {
 		echo := rec.message
 		big := payload(3<<20, false, 12)
 		rec.open = func(c *session.Conn) {
-			if c.Value().(*connInfo).extra == "/close-on-open" {
+			switch c.Value().(*connInfo).extra {
+			case "/close-on-open":
 				c.Close(4002, "go away")
 				return
+			case "/panic-open":
+				panic("OnOpen panic requested by the test")
 			}
 			if err := c.Send(session.Text, []byte("welcome")); err != nil {
 				rec.violation("Send in OnOpen: " + err.Error())
@@ -33,6 +36,9 @@ func TestIntegrationServerSide(t *testing.T) {
 		rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) {
 			if err := c.Send(session.Text, []byte("from OnClose")); err == nil {
 				rec.violation("Send in OnClose returned nil, want an error")
+			}
+			if c.Value().(*connInfo).extra == "/panic-close" {
+				panic("OnClose panic requested by the test")
 			}
 		}
 		rec.message = func(c *session.Conn, op session.Opcode, p []byte) {
@@ -114,6 +120,32 @@ func TestIntegrationServerSide(t *testing.T) {
 			if reason := rc.expectClose(4002, false); reason != "go away" {
 				t.Errorf("reason %q", reason)
 			}
+		})
+
+		t.Run("panic_in_open", func(t *testing.T) {
+			rc := ts.dialRaw()
+			rc.t = t
+			rc.write([]byte(handshakeRequest("/panic-open")))
+			rc.expectUpgrade()
+			rc.expectClose(1011, false)
+			rc.serverClose(ts.rec)
+		})
+
+		t.Run("panic_in_close", func(t *testing.T) {
+			panics := ts.stats.Panics.Load()
+			rc := ts.dialRaw()
+			rc.t = t
+			rc.write([]byte(handshakeRequest("/panic-close")))
+			rc.expectUpgrade()
+			if op, p := rc.readMessage(); op != opText || string(p) != "welcome" {
+				t.Fatalf("got op %d %q", op, p)
+			}
+			rc.write(clientFrame(true, opClose, closeBody(1000, "")))
+			rc.expectClose(1000, false)
+			rc.serverClose(ts.rec)
+			waitFor(t, "the OnClose panic counted", func() bool { return ts.stats.Panics.Load() > panics })
+			// The loop survived: a new connection is served.
+			open(t).c.Close()
 		})
 
 		t.Run("send_after_close", func(t *testing.T) {

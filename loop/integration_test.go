@@ -169,13 +169,15 @@ func (r *recorder) OnOpen(c *session.Conn) {
 		r.violation(fmt.Sprintf("conn %d: State() in OnOpen = %d, want StateOpen", ci.id, st))
 	}
 	// The test's hook runs first, so that opened() counts only connections
-	// whose hook has run (a room joined, a greeting sent).
+	// whose hook has run (a room joined, a greeting sent), or panicked.
+	defer func() {
+		r.mu.Lock()
+		r.conns = append(r.conns, ci)
+		r.mu.Unlock()
+	}()
 	if r.open != nil {
 		r.open(c)
 	}
-	r.mu.Lock()
-	r.conns = append(r.conns, ci)
-	r.mu.Unlock()
 }
 
 func (r *recorder) info(c *session.Conn, where string) *connInfo {
@@ -452,6 +454,12 @@ func (ts *testServer) checkLeaks() {
 	t := ts.t
 	t.Helper()
 	ts.rec.checkContract(t)
+	if ts.stats != nil {
+		opened, closed := ts.stats.Opened.Load(), ts.stats.Closed.Load()
+		if n := uint64(ts.rec.opened()); opened != n || closed != n {
+			t.Errorf("Stats: Opened %d, Closed %d after Shutdown; the handler saw %d opened, all closed", opened, closed, n)
+		}
+	}
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -864,3 +872,7 @@ func equalOrDescribe(got, want []byte) string {
 	}
 	return "?"
 }
+
+// subtestName makes a case description usable as a subtest name (no spaces,
+// no slashes, which -run would read as levels).
+func subtestName(s string) string { return strings.NewReplacer(" ", "_", "/", "_").Replace(s) }

@@ -1,7 +1,6 @@
 package loop_test
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,11 @@ func TestIntegrationVanish(t *testing.T) {
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
 			o.Session.HandshakeTimeout = 300 * time.Millisecond
 		})
+		// Opened before everything else and checked last: the handshake
+		// timeout must not apply once the connection is open.
+		longLived := ts.openRaw()
+		openedAt := time.Now()
+
 		half := func() []byte {
 			f := clientFrame(true, opBinary, payload(200, false, 9))
 			return f[:len(f)/2]
@@ -39,7 +43,7 @@ func TestIntegrationVanish(t *testing.T) {
 			}},
 		}
 		for _, tc := range cases {
-			t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			t.Run(subtestName(tc.name), func(t *testing.T) {
 				rc := ts.openRaw()
 				rc.t = t
 				tc.send(rc)
@@ -72,15 +76,22 @@ func TestIntegrationVanish(t *testing.T) {
 		tlsHello.write(append([]byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03}, payload(160, false, 4)...))
 		tlsHello.expectEOFOrResponse()
 
+		time.Sleep(time.Until(openedAt.Add(3 * 300 * time.Millisecond)))
+		longLived.write(clientFrame(true, opText, []byte("still open")))
+		if op, p := longLived.readMessage(); op != opText || string(p) != "still open" {
+			t.Fatalf("a connection open for three handshake timeouts: op %d %q", op, p)
+		}
+		longLived.c.Close()
+
 		waitFor(t, "Conns() == 0 after every client vanished", func() bool { return ts.srv.Conns() == 0 })
-		if n := ts.rec.opened(); n != len(cases) {
-			t.Errorf("OnOpen called %d times, want %d", n, len(cases))
+		if n := ts.rec.opened(); n != len(cases)+1 {
+			t.Errorf("OnOpen called %d times, want %d", n, len(cases)+1)
 		}
 		ts.shutdown()
 		ts.closeClients()
 		ts.checkLeaks()
-		if n := ts.rec.closedCount(); n != len(cases) {
-			t.Errorf("OnClose called %d times in all, want %d (one per opened connection)", n, len(cases))
+		if n := ts.rec.closedCount(); n != len(cases)+1 {
+			t.Errorf("OnClose called %d times in all, want %d (one per opened connection)", n, len(cases)+1)
 		}
 	})
 }

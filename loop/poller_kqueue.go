@@ -41,24 +41,24 @@ func (p *poller) setToken(fd int, token int32) {
 	p.tokens[fd] = token
 }
 
-// ctl applies read and write interest; the filters are added once and then
-// only enabled or disabled.
+// ctl applies read and write interest. EV_ADD on an existing filter just
+// updates it; a write filter is created only once it is wanted (listening
+// sockets never get one).
 func (p *poller) ctl(fd int, read, write bool, add bool) error {
 	flag := func(on bool) int {
-		f := unix.EV_DISABLE
 		if on {
-			f = unix.EV_ENABLE
+			return unix.EV_ADD | unix.EV_ENABLE
 		}
-		if add {
-			f |= unix.EV_ADD
-		}
-		return f
+		return unix.EV_ADD | unix.EV_DISABLE
 	}
 	p.changes = p.changes[:0]
 	var r, w unix.Kevent_t
 	unix.SetKevent(&r, fd, unix.EVFILT_READ, flag(read))
-	unix.SetKevent(&w, fd, unix.EVFILT_WRITE, flag(write))
-	p.changes = append(p.changes, r, w)
+	p.changes = append(p.changes, r)
+	if write || !add {
+		unix.SetKevent(&w, fd, unix.EVFILT_WRITE, flag(write))
+		p.changes = append(p.changes, w)
+	}
 	for {
 		_, err := unix.Kevent(p.kq, p.changes, nil, nil)
 		if err == unix.EINTR {

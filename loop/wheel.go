@@ -28,9 +28,18 @@ type wheel struct {
 	tick  int64
 	slots []*wheelBlock // the first block of each slot's list
 	cur   int64         // the last tick index processed
-	count int           // entries in all slots, stale ones included
+	count int           // entries held, stale ones included
 	free  *wheelBlock
 	nfree int
+
+	// recent holds the entries added since the last Advance. Most timers are
+	// replaced or cancelled soon after they are set (a handshake deadline
+	// once the request arrives): with Stale set, such entries are dropped at
+	// the next tick instead of occupying a slot until their time.
+	recent []wheelEntry
+	// Stale, when set, reports whether an entry no longer matters to its
+	// owner; it lets the wheel drop recent entries early.
+	Stale func(key uint64, at int64) bool
 }
 
 type wheelEntry struct {
@@ -67,13 +76,25 @@ func (w *wheel) Len() int { return w.count }
 
 // Add asks for fire(key, at) at or soon after at (at most one tick late).
 func (w *wheel) Add(key uint64, at int64) {
-	t := (at + w.tick - 1) / w.tick // first tick boundary at or after at
+	w.count++
+	if w.Stale != nil {
+		w.recent = append(w.recent, wheelEntry{key, at})
+		return
+	}
+	w.place(wheelEntry{key, at})
+}
+
+// place puts an entry in the slot of the first tick at or after its time.
+func (w *wheel) place(e wheelEntry) {
+	t := (e.at + w.tick - 1) / w.tick
 	if t <= w.cur {
 		t = w.cur + 1
 	}
-	w.push(int(t%int64(len(w.slots))), wheelEntry{key, at})
-	w.count++
+	w.push(int(t%int64(len(w.slots))), e)
 }
+
+// maxRecentCap bounds the capacity the recent list keeps between ticks.
+const maxRecentCap = 1024
 
 func (w *wheel) push(i int, e wheelEntry) {
 	b := w.slots[i]
@@ -112,6 +133,24 @@ func (w *wheel) Advance(now int64, fire func(key uint64, at int64)) {
 		start = target - n + 1 // one revolution visits every slot
 	}
 	w.cur = target
+	if len(w.recent) > 0 {
+		recent := w.recent
+		w.recent = nil // fire may Add: those go to a fresh list
+		for _, e := range recent {
+			switch {
+			case w.Stale(e.key, e.at):
+				w.count--
+			case e.at <= now:
+				w.count--
+				fire(e.key, e.at)
+			default:
+				w.place(e)
+			}
+		}
+		if w.recent == nil && cap(recent) <= maxRecentCap {
+			w.recent = recent[:0]
+		}
+	}
 	for t := start; t <= target; t++ {
 		w.runSlot(int(t%n), now, fire)
 	}
@@ -143,6 +182,9 @@ func (w *wheel) runSlot(i int, now int64, fire func(key uint64, at int64)) {
 func (w *wheel) Next() int64 {
 	if w.count == 0 {
 		return -1
+	}
+	if len(w.recent) > 0 {
+		return (w.cur + 1) * w.tick
 	}
 	n := int64(len(w.slots))
 	for t := w.cur + 1; t <= w.cur+n; t++ {

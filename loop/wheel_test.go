@@ -203,3 +203,35 @@ func TestWheelAddAllocatesNothingInSteadyState(t *testing.T) {
 		t.Fatalf("steady-state Add+Advance: %v allocations per run, want 0", a)
 	}
 }
+
+// With Stale set, entries that went stale before the next tick are dropped
+// there, never stored in a slot; live ones fire as before.
+func TestWheelDropsRecentStaleEntries(t *testing.T) {
+	w := newWheel(100*time.Millisecond, 16, 0)
+	current := map[uint64]int64{}
+	w.Stale = func(k uint64, at int64) bool { return current[k] != at }
+	for k := uint64(0); k < 1000; k++ {
+		current[k] = 5000 * ms
+		w.Add(k, 5000*ms)
+	}
+	for k := uint64(0); k < 990; k++ {
+		delete(current, k) // cancelled soon after (a handshake that arrived)
+	}
+	fired := 0
+	fire := func(k uint64, at int64) {
+		if current[k] == at {
+			fired++
+			delete(current, k)
+		}
+	}
+	w.Advance(100*ms, fire)
+	if w.Len() != 10 {
+		t.Fatalf("Len after the first tick = %d, want the 10 live entries", w.Len())
+	}
+	for now := int64(200 * ms); now <= 6000*ms; now += 100 * ms {
+		w.Advance(now, fire)
+	}
+	if fired != 10 || w.Len() != 0 {
+		t.Fatalf("fired %d (Len %d), want 10 and 0", fired, w.Len())
+	}
+}

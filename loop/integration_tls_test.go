@@ -1,0 +1,108 @@
+package loop_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/loop"
+)
+
+// TestIntegrationTLS: wss on the goroutine engine (echo, plain HTTP and a
+// clean close over TLS); the event-loop engines refuse a TLSConfig at
+// NewServer with an error instead of serving plain text.
+func TestIntegrationTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}}
+		if engine != "goroutine" {
+			if _, err := loop.NewServer(echoRecorder(), loop.Options{Engine: engine, TLSConfig: tlsConf}); err == nil {
+				t.Fatalf("NewServer with a TLSConfig on %s succeeded; only the goroutine engine serves TLS", engine)
+			}
+			return
+		}
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.TLSConfig = tlsConf })
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		defer tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "wss://"+ts.addr+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		if err != nil {
+			t.Fatalf("wss dial: %v", err)
+		}
+		c.SetReadLimit(4 << 20)
+		ts.addCloser(func() { c.CloseNow() })
+		for _, n := range []int{0, 125, 70000, 1 << 20} {
+			want := payload(n, false, n)
+			if err := c.Write(ctx, websocket.MessageBinary, want); err != nil {
+				t.Fatal(err)
+			}
+			_, got, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("wss echo of %d bytes: %v", n, err)
+			}
+			if d := equalOrDescribe(got, want); d != "" {
+				t.Fatalf("wss echo of %d bytes: %s", n, d)
+			}
+		}
+		if err := c.Close(websocket.StatusNormalClosure, "tls done"); err != nil {
+			t.Errorf("close over TLS: %v", err)
+		}
+		if ev := ts.rec.firstClose(t); ev.code != 1000 || ev.reason != "tls done" {
+			t.Errorf("OnClose(%d, %q, %v) over TLS", ev.code, ev.reason, ev.err)
+		}
+		// Plain HTTP over TLS on the same port.
+		hc := &http.Client{Transport: tr, Timeout: waitTimeout}
+		resp, err := hc.Get("https://" + ts.addr + "/healthz")
+		if err != nil {
+			t.Fatalf("GET https /healthz: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("GET https /healthz: %d", resp.StatusCode)
+		}
+		tr.CloseIdleConnections()
+		ts.finish()
+	})
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "wsloop test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
