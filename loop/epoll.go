@@ -23,6 +23,29 @@ const listenBacklog = 4096
 
 // epollEngine is the default engine: N event loops on epoll (kqueue on the
 // BSDs and macOS), each owning a share of the connections.
+//
+// How it is built, and why:
+//
+//   - Accept: on Linux every loop has its own SO_REUSEPORT listener, so the
+//     kernel spreads connections and no loop wakes for another's. The BSDs
+//     do not balance SO_REUSEPORT, so there one listener sits in every
+//     loop's kqueue. accept4 is called without an address buffer (x/sys
+//     allocates a Sockaddr per call); RemoteAddr asks getpeername lazily.
+//   - Capacity: RLIMIT_NOFILE is raised to the hard limit; capacity is what
+//     it allows less a reserve, or MaxConns. At capacity, or on EMFILE, a
+//     loop takes its listener out of the poller (connections wait in the
+//     kernel's backlog) and puts it back when a connection is released, or
+//     after acceptRetry for an EMFILE it cannot see end: it never spins.
+//   - Per connection: one 144-byte conn (session.Conn plus fd, slot,
+//     generation, flags, timer stamp, outbound pointer) in a per-loop slot
+//     table; Handles are (slot, generation). Reads go through one 64 KiB
+//     buffer per loop; writes go straight to the socket and only what the
+//     kernel refuses is copied to a pooled buffer, with EPOLLOUT armed
+//     until it drains.
+//   - Timers: one timing wheel per loop (100 ms ticks, see wheel.go), fed
+//     by Transport.SetTimer; the next due slot bounds epoll_wait.
+//   - Other goroutines reach a loop through its task queue and one
+//     coalesced wake-up (eventfd, EVFILT_USER).
 type epollEngine struct {
 	opts  *Options
 	cfg   *session.Config
@@ -40,6 +63,7 @@ type epollEngine struct {
 
 	sharedLfd  int                        // a listener all loops share (kqueue), closed after them; -1: none
 	acceptHook func(lfd int) (int, error) // tests: replaces accept(2)
+	linger     time.Duration              // tests: replaces lingerTimeout
 }
 
 func newEpollEngine(opts *Options, cfg *session.Config) (engine, error) {
@@ -89,6 +113,9 @@ func (e *epollEngine) listen(addr string) error {
 	}
 	if e.acceptHook != nil {
 		g.accept = e.acceptHook
+	}
+	if e.linger > 0 {
+		g.linger = e.linger
 	}
 	e.sharedLfd = -1
 	for i, l := range g.loops {

@@ -149,7 +149,7 @@ func (c *conn) Close() {
 	}
 	l := c.loop
 	_ = l.p.mod(int(c.fd), c.slot, false, true) // stop reading: the session is done
-	c.armTimer(l.g.now() + int64(lingerTimeout))
+	c.armTimer(l.g.now() + int64(l.g.linger))
 }
 
 // SetTimer implements session.Transport.
@@ -185,18 +185,6 @@ func (c *conn) RemoteAddr() net.Addr {
 		return nil
 	}
 	sa, err := unix.Getpeername(int(c.fd))
-	if err != nil {
-		return nil
-	}
-	return sockaddrToTCP(sa)
-}
-
-// LocalAddr is the socket's own address (nil once closed).
-func (c *conn) LocalAddr() net.Addr {
-	if c.has(flagClosed) {
-		return nil
-	}
-	sa, err := unix.Getsockname(int(c.fd))
 	if err != nil {
 		return nil
 	}

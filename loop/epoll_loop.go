@@ -52,13 +52,16 @@ type group struct {
 	accept func(lfd int) (int, error)
 	// onFatal, when set, hears of a loop that cannot go on (its poller failed).
 	onFatal func(err error)
+	// linger bounds how long a closed connection's unsent bytes may take to
+	// drain; lingerTimeout unless a test shortens it.
+	linger time.Duration
 }
 
 func (g *group) now() int64 { return engineClock() }
 
 // newGroup makes n loops with their pollers; start runs them.
 func newGroup(n int, max int, cfg *session.Config, log *slog.Logger) (*group, error) {
-	g := &group{cfg: cfg, log: log, max: int64(max), accept: accept}
+	g := &group{cfg: cfg, log: log, max: int64(max), accept: accept, linger: lingerTimeout}
 	for i := 0; i < n; i++ {
 		l, err := newEventLoop(g, i, max)
 		if err != nil {
@@ -328,14 +331,20 @@ func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
 	l.settle(c)
 }
 
+// maxReadsPerEvent bounds the full buffers read from one socket per
+// readiness event, so a fast sender cannot starve the loop's other
+// connections (level-triggered: the rest is reported again).
+const maxReadsPerEvent = 4
+
 func (l *eventLoop) read(c *conn, now int64) {
-	for {
+	for reads := 0; reads < maxReadsPerEvent; {
 		n, err := unix.Read(int(c.fd), l.buf)
 		if n > 0 {
 			c.ws.Feed(l.buf[:n], now)
 			if n < len(l.buf) || c.has(flagCloseReq|flagDead|flagClosed) {
 				return
 			}
+			reads++
 			continue
 		}
 		switch err {

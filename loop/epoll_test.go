@@ -273,6 +273,33 @@ func TestEpollLargeWritesDrainInOrder(t *testing.T) {
 	}
 }
 
+// A connection closed with bytes still unsent waits for them at most the
+// linger time: a peer that never reads cannot hold the socket.
+func TestEpollLingerBoundsUnsentBytes(t *testing.T) {
+	fds0 := openFDs(t)
+	ev := &events{}
+	big := make([]byte, 8<<20)
+	h := session.HandlerFuncs{
+		Open: func(c *session.Conn) {
+			_ = c.Send(session.Binary, big) // far more than the socket buffers take
+			_ = c.Close(session.StatusNormal, "bye")
+		},
+		Close: ev.handler(false).OnClose,
+	}
+	s := startEpoll(t, h, func(o *Options) {
+		o.Session.HighWater = 16 << 20
+		o.Session.CloseTimeout = 100 * time.Millisecond
+	}, func(e *epollEngine) { e.linger = 200 * time.Millisecond })
+	c := dialRaw(t, s.Addr())
+	defer c.Close()
+	c.handshake(t) // and then never read again
+	eventually(t, "OnClose", func() bool { return ev.closes.Load() == 1 })
+	eventually(t, "the socket to be released", func() bool { return s.Conns() == 0 })
+	c.Close()
+	// the running server keeps 2 listeners, 2 epoll fds and 2 eventfds
+	eventually(t, "the connection's descriptor to be closed", func() bool { return openFDs(t) <= fds0+6 })
+}
+
 // Past MaxConns the listener leaves the poller: connections wait in the
 // kernel's backlog and are served, in turn, as others close.
 func TestEpollCapacityPausesAndResumes(t *testing.T) {
@@ -560,5 +587,30 @@ func TestEpollConnSize(t *testing.T) {
 	}
 	if n := unsafe.Sizeof(conn{}); n > 144 {
 		t.Fatalf("conn is %d bytes, want at most 144", n)
+	}
+}
+
+// BenchmarkEpollEcho is one client's 64-byte echo round trip over loopback
+// (client, kernel and server together); -benchmem shows the whole process
+// allocating nothing per message.
+func BenchmarkEpollEcho(b *testing.B) {
+	ev := &events{}
+	s := startEpoll(b, ev.handler(true), func(o *Options) { o.Loops = 1 }, nil)
+	c := dialRaw(b, s.Addr())
+	defer c.Close()
+	c.handshake(b)
+	_ = c.SetReadDeadline(time.Time{})
+	msg := bytes.Repeat([]byte("a"), 64)
+	wire := frame(nil, 2, msg)
+	buf := make([]byte, 2+64)
+	b.ReportAllocs()
+	b.SetBytes(64)
+	for b.Loop() {
+		if _, err := c.Write(wire); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c.r, buf); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

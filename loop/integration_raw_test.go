@@ -64,6 +64,9 @@ func TestIntegrationHandshake(t *testing.T) {
 				if resp.StatusCode != tc.status {
 					t.Fatalf("status %d %q, want %d", resp.StatusCode, resp.Status, tc.status)
 				}
+				if !resp.Close {
+					t.Errorf("a %d response without Connection: close, yet the server closes", resp.StatusCode)
+				}
 				if tc.header != "" {
 					name, value, _ := strings.Cut(tc.header, ": ")
 					if got := resp.Header.Get(name); got != value {
@@ -164,10 +167,23 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 		rc := ts.dialRaw()
 		rc.write([]byte("GET /hello?name=loop HTTP/1.1\r\nHost: x\r\n\r\n"))
 		resp, body := rc.readResponse()
-		if resp.StatusCode != 200 || string(body) != "hello loop" || resp.Header.Get("X-Test") != "yes" {
-			t.Errorf("GET /hello: %d %q X-Test=%q, want 200 \"hello loop\" X-Test=yes", resp.StatusCode, body, resp.Header.Get("X-Test"))
+		if resp.StatusCode != 200 || string(body) != "hello loop" || resp.Header.Get("X-Test") != "yes" || !resp.Close {
+			t.Errorf("GET /hello: %d %q X-Test=%q Close=%v, want 200 \"hello loop\" X-Test=yes and Connection: close",
+				resp.StatusCode, body, resp.Header.Get("X-Test"), resp.Close)
 		}
 		rc.expectEOF()
+		// HEAD: the head of the GET answer, no body.
+		rc = ts.dialRaw()
+		rc.write([]byte("HEAD /hello?name=loop HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
+		head, err := http.ReadResponse(rc.br, &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatalf("HEAD /hello: %v", err)
+		}
+		if head.StatusCode != 200 || head.ContentLength != int64(len("hello loop")) {
+			t.Errorf("HEAD /hello: %d, Content-Length %d; want 200 and the GET's length %d", head.StatusCode, head.ContentLength, len("hello loop"))
+		}
+		rc.expectEOF() // and no body bytes before the close
 		rc = ts.dialRaw()
 		rc.write([]byte("GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"))
 		if resp, _ := rc.readResponse(); resp.StatusCode != 404 {

@@ -3,10 +3,13 @@ package loop_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
@@ -226,6 +229,66 @@ func TestIntegrationRoomStale(t *testing.T) {
 					t.Fatalf("new connection %d got %q: a room message for a closed member reached it", i, p)
 				}
 			}
+		}
+		ts.finish()
+	})
+}
+
+// TestIntegrationBroadcastScope: Broadcast and Room.Publish reach open
+// WebSocket connections only: not a plain HTTP exchange in progress (whose
+// response must stay pure HTTP), not a handshake still arriving.
+func TestIntegrationBroadcastScope(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		release := make(chan struct{})
+		started := make(chan struct{}, 1)
+		mux := http.NewServeMux()
+		mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			io.WriteString(w, "held")
+		})
+		room := loop.NewRoom()
+		rec := echoRecorder()
+		rec.open = func(c *session.Conn) { room.Join(c.Handle()) }
+		rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) { room.Leave(c.Handle()) }
+		ts := startServer(t, engine, rec, func(o *loop.Options) { o.HTTP = mux })
+
+		plain := ts.dialRaw()
+		plain.write([]byte("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"))
+		select {
+		case <-started:
+		case <-time.After(waitTimeout):
+			t.Fatal("the HTTP handler never started")
+		}
+		req := handshakeRequest("/late")
+		late := ts.dialRaw()
+		late.write([]byte(req[:20]))
+		open := ts.openRaw()
+		waitFor(t, "Conns() == 3", func() bool { return ts.srv.Conns() == 3 })
+
+		ts.srv.Broadcast(session.Text, []byte("news"))
+		room.Publish(session.Text, []byte("room news"))
+		for _, want := range []string{"news", "room news"} {
+			if op, p := open.readMessage(); op != opText || string(p) != want {
+				t.Fatalf("open client: op %d %q, want %q", op, p, want)
+			}
+		}
+
+		close(release)
+		resp, body := plain.readResponse()
+		if resp.StatusCode != 200 || string(body) != "held" {
+			t.Errorf("plain HTTP during a broadcast: %d %q, want 200 \"held\"", resp.StatusCode, body)
+		}
+		plain.expectEOF() // no frame bytes after the response
+
+		late.write([]byte(req[20:]))
+		late.expectUpgrade()
+		late.write(clientFrame(true, opText, []byte("first")))
+		if op, p := late.readMessage(); op != opText || string(p) != "first" {
+			t.Fatalf("a client mid-handshake during the broadcast then got op %d %q first", op, p)
 		}
 		ts.finish()
 	})
