@@ -268,7 +268,43 @@ func TestIntegrationServerSide(t *testing.T) {
 // after Shutdown they report the engine gone.
 func TestIntegrationHandles(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, echoRecorder(), nil)
+		rec := echoRecorder()
+		echo := rec.message
+		var srv *loop.Server
+		rec.message = func(c *session.Conn, op session.Opcode, p []byte) {
+			switch string(p) {
+			case "via-handle":
+				// A handler may use its own connection's Handle: the task
+				// runs later, after what the handler sends directly.
+				if err := c.Handle().Send(session.Text, []byte("via handle")); err != nil {
+					rec.violation("Handle.Send from the handler: " + err.Error())
+				}
+				c.Send(session.Text, []byte("direct"))
+			case "shout":
+				srv.Broadcast(session.Text, []byte("shouted")) // from a loop goroutine
+			default:
+				echo(c, op, p)
+			}
+		}
+		ts := startServer(t, engine, rec, nil)
+		srv = ts.srv
+
+		// Handles and Broadcast used from inside a handler.
+		a, b := ts.openRaw(), ts.openRaw()
+		a.write(clientFrame(true, opText, []byte("via-handle")))
+		for _, want := range []string{"direct", "via handle"} {
+			if op, p := a.readMessage(); op != opText || string(p) != want {
+				t.Fatalf("got op %d %q, want %q", op, p, want)
+			}
+		}
+		a.write(clientFrame(true, opText, []byte("shout")))
+		for _, rc := range []*rawClient{a, b} {
+			if op, p := rc.readMessage(); op != opText || string(p) != "shouted" {
+				t.Fatalf("Broadcast from a handler: op %d %q", op, p)
+			}
+		}
+		a.c.Close()
+		b.c.Close()
 
 		// A stale handle must not reach a later connection (fd and slot reuse).
 		for i := 0; i < 20; i++ {

@@ -49,7 +49,7 @@ type Config struct {
 	// Protocols are the subprotocols the server supports, most preferred first.
 	Protocols []string
 
-	MaxMessage       int // largest message in bytes (after reassembly); default 1 MiB; over it: 1009
+	MaxMessage       int // largest message in bytes (after reassembly); default 1 MiB, at most 2 GiB - 1; over it: 1009
 	MaxRequestHeader int // largest handshake head; default 8 KiB; over it: 431
 	HighWater        int // unsent bytes per connection before Overflow applies; default 1 MiB
 	Overflow         Overflow
@@ -97,7 +97,7 @@ func (c *Config) maxMessage() int {
 	if c.MaxMessage <= 0 {
 		return DefaultMaxMessage
 	}
-	return c.MaxMessage
+	return int(min(int64(c.MaxMessage), maxMessageCap))
 }
 
 func (c *Config) maxRequestHeader() int {
@@ -134,3 +134,7 @@ func (c *Config) closeTimeout() time.Duration {
 	}
 	return c.CloseTimeout
 }
+
+// maxMessageCap bounds MaxMessage (2 GiB - 1) so that a frame's length fits
+// the 32-bit counter a Conn keeps, and an int on 32-bit platforms.
+const maxMessageCap = 1<<31 - 1

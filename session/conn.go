@@ -20,7 +20,7 @@ type Conn struct {
 	t     Transport
 	h     Handler
 	value any
-	proto string // negotiated subprotocol; client handshake: the offers, comma-separated
+	proto *string // negotiated subprotocol (nil: none); client handshake: the offers, comma-separated
 
 	// buf holds, in this order: the payload received so far of a message
 	// not yet complete, then either the partial payload of a control frame
@@ -29,13 +29,12 @@ type Conn struct {
 	// (server) or the key followed by a partial response head (client).
 	buf *[]byte
 
-	remaining int64   // payload bytes of the current frame not yet received
+	remaining uint32  // payload bytes of the current frame not yet received (frames are at most MaxMessage)
 	mask      [4]byte // current frame's masking key, rotated as bytes are unmasked
 
 	// Timer stamps in engine milliseconds (wrap-safe uint32 arithmetic).
 	lastIn uint32 // last input
 	stamp  uint32 // handshake start, ping sent, or close started, by state
-	out    uint32 // bytes the engine reported buffered after the last write
 
 	flags   uint16
 	state   State
@@ -61,6 +60,7 @@ const (
 	fOpened               // the handshake completed
 	fInHandler            // inside OnOpen or OnMessage
 	fReportPending        // the transport closed during OnOpen/OnMessage: OnClose follows their return
+	fOverHW               // the engine's last Write reported HighWater or more bytes waiting
 )
 
 // Errors a handler may see in OnClose.
@@ -171,7 +171,10 @@ func (c *Conn) Subprotocol() string {
 	if c.state == StateHandshake {
 		return ""
 	}
-	return c.proto
+	if c.proto == nil {
+		return ""
+	}
+	return *c.proto
 }
 
 // Handle returns a goroutine-safe reference to this connection.
@@ -231,8 +234,11 @@ func (c *Conn) InitClient(cfg *Config, t Transport, r *ClientRequest, h Handler,
 	key := codec.NewKey()
 	c.buf = getBuf(512)
 	*c.buf = append(*c.buf, key[:]...)
-	c.proto = joinProtocols(r.Protocols)
-	sb := getBuf(512 + len(r.Host) + len(r.Path) + len(r.Origin) + len(r.Extra) + len(c.proto))
+	offers := joinProtocols(r.Protocols)
+	if offers != "" {
+		c.proto = &offers
+	}
+	sb := getBuf(512 + len(r.Host) + len(r.Path) + len(r.Origin) + len(r.Extra) + len(offers))
 	*sb = codec.AppendClientRequest(*sb, r, key[:])
 	_, err := t.Write(*sb)
 	putBuf(sb)

@@ -13,9 +13,16 @@ import (
 	"github.com/gobwas/ws"
 )
 
+// TestConnSize holds the idle state to 96 bytes on 64-bit platforms (the
+// issue's budget is 128): with an engine's 32 bytes of its own, a
+// connection then fits Go's 128-byte size class instead of the 144-byte one.
 func TestConnSize(t *testing.T) {
-	if n := unsafe.Sizeof(Conn{}); n > 128 {
-		t.Fatalf("unsafe.Sizeof(Conn{}) = %d, budget 128", n)
+	budget := uintptr(96)
+	if unsafe.Sizeof(uintptr(0)) == 4 {
+		budget = 64
+	}
+	if n := unsafe.Sizeof(Conn{}); n > budget {
+		t.Fatalf("unsafe.Sizeof(Conn{}) = %d, budget %d", n, budget)
 	} else {
 		t.Logf("unsafe.Sizeof(Conn{}) = %d", n)
 	}

@@ -96,7 +96,12 @@ func (c *Conn) beginFrame(h ws.Header, p []byte) []byte {
 		return p
 	}
 	if c.flags&fCloseSent != 0 {
-		// Closing: data frames are read past and dropped.
+		// Closing: data frames are read past and dropped; one too large to
+		// count is not worth reading past.
+		if h.Length > maxMessageCap {
+			c.closeTransport()
+			return nil
+		}
 		c.startFrame(h)
 		c.flags |= fDiscard
 		if h.Length == 0 {
@@ -151,18 +156,18 @@ func (c *Conn) startFrame(h ws.Header) {
 		c.flags |= fFin
 	}
 	c.op = uint8(h.OpCode)
-	c.remaining = h.Length
+	c.remaining = uint32(h.Length) // bounded by the callers: MaxMessage, 125 or maxMessageCap
 	c.mask = h.Mask
 }
 
 // readPayload consumes payload bytes of the current frame.
 func (c *Conn) readPayload(p []byte) []byte {
 	k := len(p)
-	if int64(k) > c.remaining {
+	if uint64(k) > uint64(c.remaining) {
 		k = int(c.remaining)
 	}
 	chunk, rest := p[:k], p[k:]
-	c.remaining -= int64(k)
+	c.remaining -= uint32(k)
 	if c.flags&fDiscard != 0 {
 		if c.remaining == 0 {
 			c.flags &^= fInFrame | fDiscard

@@ -87,7 +87,7 @@ func FuzzFeed(f *testing.F) {
 			c.Feed(data[i:i+k], now)
 			i += k
 			if mode&32 != 0 && r.IntN(3) == 0 {
-				now += int64(r.IntN(5e9))
+				now += int64(r.Int64N(5e9))
 				c.Tick(now)
 			}
 			if s := c.State(); s < prev {

@@ -167,7 +167,7 @@ func (c *Conn) serveRequest(hs *handshake, now int64) {
 	if err != nil {
 		return
 	}
-	c.h, c.value, c.proto = h, acc.Value, proto
+	c.h, c.value, c.proto = h, acc.Value, protoRef(cfg.Protocols, proto)
 	c.open(now)
 }
 
@@ -268,7 +268,11 @@ func (c *Conn) feedResponse(p []byte, now int64) []byte {
 func (c *Conn) acceptResponse(res *codec.Response, now int64) {
 	chosen := ""
 	if len(res.Protocol) > 0 {
-		for offers := c.proto; offers != ""; {
+		offers := ""
+		if c.proto != nil {
+			offers = *c.proto
+		}
+		for offers != "" {
 			var o string
 			o, offers, _ = strings.Cut(offers, ",")
 			if o == string(res.Protocol) {
@@ -281,7 +285,10 @@ func (c *Conn) acceptResponse(res *codec.Response, now int64) {
 			return
 		}
 	}
-	c.proto = chosen
+	c.proto = nil
+	if chosen != "" {
+		c.proto = &chosen
+	}
 	putBuf(c.buf)
 	c.buf = nil
 	c.open(now)
@@ -295,6 +302,22 @@ func (c *Conn) handshakeFailed(err error) {
 	}
 	c.report(StatusAbnormal, "", he)
 	c.closeTransport()
+}
+
+// protoRef returns a reference to proto, into the shared list when it is
+// there: a Conn keeps a pointer rather than a string, 8 bytes instead of 16.
+func protoRef(list []string, proto string) *string {
+	if proto == "" {
+		return nil
+	}
+	for i := range list {
+		if list[i] == proto {
+			return &list[i]
+		}
+	}
+	p := new(string) // a hook's own choice: rare, and the only allocation here
+	*p = proto
+	return p
 }
 
 func joinProtocols(ps []string) string {

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"math"
 
 	"github.com/gobwas/ws"
 	"github.com/wsloop/wsloop/codec"
@@ -24,14 +23,13 @@ const (
 // since), so a stale count can only delay a message, never let the buffer
 // grow past the mark.
 func (c *Conn) admit() (bool, error) {
-	hw := c.cfg.highWater()
-	if int64(c.out) < int64(hw) {
+	if c.flags&fOverHW == 0 {
 		return true, nil
 	}
 	if err := c.write(nil); err != nil {
 		return false, err
 	}
-	if int64(c.out) < int64(hw) {
+	if c.flags&fOverHW == 0 {
 		return true, nil
 	}
 	switch c.cfg.Overflow {
@@ -58,10 +56,11 @@ func (c *Conn) write(b []byte) error {
 		return ErrClosed
 	}
 	n, err := c.t.Write(b)
-	if n < 0 {
-		n = 0
+	if n >= c.cfg.highWater() {
+		c.flags |= fOverHW
+	} else {
+		c.flags &^= fOverHW
 	}
-	c.out = uint32(min(uint64(n), math.MaxUint32))
 	if err != nil {
 		c.closeTransport()
 	}
