@@ -1,7 +1,6 @@
 package session
 
 import (
-
 	"github.com/gobwas/ws"
 	"github.com/wsloop/wsloop/codec"
 )
