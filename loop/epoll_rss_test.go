@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +35,11 @@ import (
 //	WSLOOP_RSS_TEST=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
 //
 // WSLOOP_RSS_CONNS sets the number of connections (default 19000).
+// WSLOOP_RSS_MEMPROFILE=file makes the server record every allocation
+// (runtime.MemProfileRate = 1) and write a heap profile there when it
+// measures: for finding what a connection allocates (`go tool pprof
+// -sample_index=alloc_space`). Profiling costs memory of its own, so the
+// RSS figures of such a run are not the product's.
 func TestRSSPerIdleConnection(t *testing.T) {
 	switch os.Getenv("WSLOOP_RSS_ROLE") {
 	case "server":
@@ -112,17 +119,42 @@ func TestRSSPerIdleConnection(t *testing.T) {
 
 func vmRSS() int64 { return procStatus("VmRSS:") }
 
-// procStatus reads a kB field of /proc/self/status, in bytes.
+// procStatus reads a kB field of /proc/self/status, in bytes. It allocates
+// nothing (a fixed buffer, raw syscalls, digits parsed by hand): the server
+// polls it while it is being measured, and garbage made by the measurement
+// would inflate the heap it measures.
 func procStatus(field string) int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if s, ok := bytes.CutPrefix(line, []byte(field)); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(string(s), "kB")), 10, 64)
-			return kb << 10
+	fd, err := syscall.Open("/proc/self/status", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return 0
+	}
+	n, _ := syscall.Read(fd, statusBuf[:])
+	syscall.Close(fd)
+	b := statusBuf[:max(n, 0)]
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
 		}
+		if len(line) < len(field) || string(line[:len(field)]) != field {
+			continue
+		}
+		var kb int64
+		for _, ch := range line[len(field):] {
+			if ch >= '0' && ch <= '9' {
+				kb = kb*10 + int64(ch-'0')
+			}
+		}
+		return kb << 10
 	}
 	return 0
 }
+
+// statusBuf holds /proc/self/status (about 1.5 KiB); only one goroutine of
+// the server reads it.
+var statusBuf [8 << 10]byte
 
 // settledRSS waits until VmRSS stops moving (at most a minute).
 func settledRSS() int64 {
@@ -142,6 +174,10 @@ func settledRSS() int64 {
 }
 
 func rssServer() {
+	prof := os.Getenv("WSLOOP_RSS_MEMPROFILE")
+	if prof != "" {
+		runtime.MemProfileRate = 1
+	}
 	h := session.HandlerFuncs{Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) }}
 	s, err := NewServer(h, Options{Engine: "epoll"})
 	if err != nil {
@@ -170,6 +206,14 @@ func rssServer() {
 				(m1.TotalAlloc-m0.TotalAlloc)/n, (m1.Mallocs-m0.Mallocs)/n,
 				d(m0.HeapInuse, m1.HeapInuse), d(m0.HeapIdle-m0.HeapReleased, m1.HeapIdle-m1.HeapReleased),
 				d(m0.GCSys, m1.GCSys), d(m0.OtherSys, m1.OtherSys), d(m0.MSpanSys, m1.MSpanSys), d(m0.StackInuse, m1.StackInuse), m1.NumGC-m0.NumGC)
+			fmt.Fprintf(os.Stderr, "server heap: HeapAlloc %d KiB -> %d KiB, next GC at %d KiB (was %d KiB)\n",
+				m0.HeapAlloc>>10, m1.HeapAlloc>>10, m1.NextGC>>10, m0.NextGC>>10)
+			if prof != "" {
+				if f, err := os.Create(prof); err == nil {
+					_ = pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}
 		case "free":
 			// Only for comparison with the architecture's table: the OS view
 			// above is the figure that counts.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,7 +271,7 @@ func TestIntegrationHandles(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		rec := echoRecorder()
 		echo := rec.message
-		var srv *loop.Server
+		var srv atomic.Pointer[loop.Server] // set after start, read on the loops
 		rec.message = func(c *session.Conn, op session.Opcode, p []byte) {
 			switch string(p) {
 			case "via-handle":
@@ -281,13 +282,13 @@ func TestIntegrationHandles(t *testing.T) {
 				}
 				c.Send(session.Text, []byte("direct"))
 			case "shout":
-				srv.Broadcast(session.Text, []byte("shouted")) // from a loop goroutine
+				srv.Load().Broadcast(session.Text, []byte("shouted")) // from a loop goroutine
 			default:
 				echo(c, op, p)
 			}
 		}
 		ts := startServer(t, engine, rec, nil)
-		srv = ts.srv
+		srv.Store(ts.srv)
 
 		// Handles and Broadcast used from inside a handler.
 		a, b := ts.openRaw(), ts.openRaw()

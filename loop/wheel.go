@@ -32,11 +32,16 @@ type wheel struct {
 	free  *wheelBlock
 	nfree int
 
-	// recent holds the entries added since the last Advance. Most timers are
-	// replaced or cancelled soon after they are set (a handshake deadline
-	// once the request arrives): with Stale set, such entries are dropped at
-	// the next tick instead of occupying a slot until their time.
-	recent []wheelEntry
+	// recent holds the entries added since the last tick boundary, as a
+	// list of blocks like a slot's. Most timers are replaced or cancelled
+	// soon after they are set (a handshake deadline once the request
+	// arrives, a few milliseconds later): with Stale set, such entries are
+	// dropped at the next tick instead of occupying a slot (and a share of
+	// a block) until their time, 10 s later for a handshake. recent is
+	// looked at only when a tick boundary has passed, or at once when it
+	// holds an entry due before the next boundary (urgent).
+	recent *wheelBlock
+	urgent bool
 	// Stale, when set, reports whether an entry no longer matters to its
 	// owner; it lets the wheel drop recent entries early.
 	Stale func(key uint64, at int64) bool
@@ -78,7 +83,10 @@ func (w *wheel) Len() int { return w.count }
 func (w *wheel) Add(key uint64, at int64) {
 	w.count++
 	if w.Stale != nil {
-		w.recent = append(w.recent, wheelEntry{key, at})
+		w.recent = w.pushBlock(w.recent, wheelEntry{key, at})
+		if at < (w.cur+1)*w.tick {
+			w.urgent = true
+		}
 		return
 	}
 	w.place(wheelEntry{key, at})
@@ -93,11 +101,11 @@ func (w *wheel) place(e wheelEntry) {
 	w.push(int(t%int64(len(w.slots))), e)
 }
 
-// maxRecentCap bounds the capacity the recent list keeps between ticks.
-const maxRecentCap = 1024
+func (w *wheel) push(i int, e wheelEntry) { w.slots[i] = w.pushBlock(w.slots[i], e) }
 
-func (w *wheel) push(i int, e wheelEntry) {
-	b := w.slots[i]
+// pushBlock appends e to the block list whose first block is b and returns
+// the list's (possibly new) first block.
+func (w *wheel) pushBlock(b *wheelBlock, e wheelEntry) *wheelBlock {
 	if b == nil || b.n == wheelBlockLen {
 		nb := w.free
 		if nb != nil {
@@ -106,11 +114,11 @@ func (w *wheel) push(i int, e wheelEntry) {
 			nb = new(wheelBlock)
 		}
 		nb.next, nb.n = b, 0
-		w.slots[i] = nb
 		b = nb
 	}
 	b.entries[b.n] = e
 	b.n++
+	return b
 }
 
 func (w *wheel) release(b *wheelBlock) {
@@ -132,23 +140,27 @@ func (w *wheel) Advance(now int64, fire func(key uint64, at int64)) {
 	if target-start >= n {
 		start = target - n + 1 // one revolution visits every slot
 	}
+	passed := target > w.cur
 	w.cur = target
-	if len(w.recent) > 0 {
-		recent := w.recent
-		w.recent = nil // fire may Add: those go to a fresh list
-		for _, e := range recent {
-			switch {
-			case w.Stale(e.key, e.at):
-				w.count--
-			case e.at <= now:
-				w.count--
-				fire(e.key, e.at)
-			default:
-				w.place(e)
+	if w.recent != nil && (passed || w.urgent) {
+		b := w.recent
+		w.recent, w.urgent = nil, false // fire may Add: those go to a fresh list
+		for b != nil {
+			for j := 0; j < b.n; j++ {
+				e := b.entries[j]
+				switch {
+				case w.Stale(e.key, e.at):
+					w.count--
+				case e.at <= now:
+					w.count--
+					fire(e.key, e.at)
+				default:
+					w.place(e)
+				}
 			}
-		}
-		if w.recent == nil && cap(recent) <= maxRecentCap {
-			w.recent = recent[:0]
+			next := b.next
+			w.release(b)
+			b = next
 		}
 	}
 	for t := start; t <= target; t++ {
@@ -183,7 +195,10 @@ func (w *wheel) Next() int64 {
 	if w.count == 0 {
 		return -1
 	}
-	if len(w.recent) > 0 {
+	if w.urgent {
+		return w.cur * w.tick // due now: Advance at once
+	}
+	if w.recent != nil {
 		return (w.cur + 1) * w.tick
 	}
 	n := int64(len(w.slots))
