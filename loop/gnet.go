@@ -581,11 +581,13 @@ func (gc *gnetConn) finish(err error) {
 	gc.timerAt = 0
 	l := gc.loop
 	l.detach(gc.id)
-	l.e.nconns.Add(-1)
 	gc.depth++ // a handler's calls from OnClose must not re-enter finish
 	gc.sc.TransportClosed(err)
 	gc.depth--
 	gc.gc.SetContext(nil)
+	// Only now may another loop admit a connection in this one's place:
+	// handlers must never see more than MaxConns open at once.
+	l.e.nconns.Add(-1)
 }
 
 // ---- session.Transport ----
