@@ -1,18 +1,13 @@
 package loop
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsloop/wsloop/internal/testcert"
 
 	"github.com/coder/websocket"
 
@@ -21,51 +16,12 @@ import (
 
 func TestGoroutineEcho(t *testing.T) { testEcho(t, "goroutine", Options{}) }
 
-type testTLS struct {
-	server *tls.Config
-	client *tls.Config
-}
-
-// selfSignedTLS makes a certificate for 127.0.0.1 and configs that trust it.
-func selfSignedTLS(t *testing.T) testTLS {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "wsloop test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return testTLS{
-		server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		client: &tls.Config{RootCAs: pool},
-	}
-}
-
 // TestGoroutineTLSEcho serves wss and echoes through coder/websocket, which
 // verifies the certificate.
 func TestGoroutineTLSEcho(t *testing.T) {
-	tc := selfSignedTLS(t)
-	s := startServer(t, "goroutine", echoHandler(), Options{TLSConfig: tc.server})
-	tr := &http.Transport{TLSClientConfig: tc.client}
+	tc := testcert.New(t)
+	s := startServer(t, "goroutine", echoHandler(), Options{TLSConfig: tc.ServerConfig()})
+	tr := &http.Transport{TLSClientConfig: tc.ClientConfig()}
 	defer tr.CloseIdleConnections()
 	c := dial(t, "wss://"+s.Addr().String()+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	c.SetReadLimit(1 << 20)

@@ -2,17 +2,10 @@ package loop_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
-	"net"
 	"net/http"
 	"testing"
-	"time"
+
+	"github.com/wsloop/wsloop/internal/testcert"
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
@@ -22,9 +15,9 @@ import (
 // clean close over TLS); the event-loop engines refuse a TLSConfig at
 // NewServer with an error instead of serving plain text.
 func TestIntegrationTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	tc := testcert.New(t)
 	forEachEngine(t, func(t *testing.T, engine string) {
-		tlsConf := &tls.Config{Certificates: []tls.Certificate{cert}}
+		tlsConf := tc.ServerConfig()
 		if engine != "goroutine" {
 			if _, err := loop.NewServer(echoRecorder(), loop.Options{Engine: engine, TLSConfig: tlsConf}); err == nil {
 				t.Fatalf("NewServer with a TLSConfig on %s succeeded; only the goroutine engine serves TLS", engine)
@@ -32,7 +25,7 @@ func TestIntegrationTLS(t *testing.T) {
 			return
 		}
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.TLSConfig = tlsConf })
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+		tr := &http.Transport{TLSClientConfig: tc.ClientConfig()}
 		defer tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 		defer cancel()
@@ -74,35 +67,4 @@ func TestIntegrationTLS(t *testing.T) {
 		tr.CloseIdleConnections()
 		ts.finish()
 	})
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "wsloop test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

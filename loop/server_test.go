@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsloop/wsloop/internal/testcert"
+
 	"github.com/coder/websocket"
 
 	"github.com/wsloop/wsloop/session"
@@ -152,7 +154,7 @@ func TestNewServerRejectsUnknownEngine(t *testing.T) {
 }
 
 func TestNewServerTLSNeedsGoroutineEngine(t *testing.T) {
-	cfg := selfSignedTLS(t).server
+	cfg := testcert.New(t).ServerConfig()
 	_, err := NewServer(echoHandler(), Options{Engine: "gnet", TLSConfig: cfg, Logger: quietLogger()})
 	if err == nil || !strings.Contains(err.Error(), "-engine goroutine") {
 		t.Fatalf("NewServer(gnet, TLS) = %v, want an error advising -engine goroutine", err)
