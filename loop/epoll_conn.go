@@ -12,15 +12,15 @@ import (
 )
 
 // conn is one socket of an event loop: the session plus what the engine
-// needs. It is the Transport of its session. It is kept small, 144 bytes (a
-// malloc size class), since it is most of what an idle connection costs: no
-// buffers while idle, the outbound buffer only while bytes wait for the
-// socket, the timer as one stamp, generation and flags in one word.
+// needs. It is the Transport of its session. It is kept small, 112 bytes,
+// since it is what an idle connection costs: it lives in its loop's
+// connection table (see connChunk), keeps its timer as one stamp and
+// generation and flags in one word, finds its loop through its chunk, and
+// holds no pointer for what only a busy connection has: the bytes the
+// kernel has not taken yet wait in the loop's outs map (flagOut).
 type conn struct {
 	ws    session.Conn
-	loop  *eventLoop
-	out   *outBuf // nil when everything written has reached the kernel
-	timer uint32  // the requested tick in engine milliseconds (0: none); once flagDead, the cause
+	timer uint32 // the requested tick in engine milliseconds (0: none); once flagDead, the cause
 	fd    int32
 	slot  int32
 	bits  uint32 // generation << 8 | flags
@@ -32,6 +32,7 @@ const (
 	flagClosed                 // the fd is closed and the slot released
 	flagConnecting             // client: non-blocking connect in progress, no session yet
 	flagDialing                // client: connected, session handshake in progress
+	flagOut                    // bytes wait for the socket in the loop's outs[slot]
 )
 
 // genBits is the width of a connection's generation: a handle names
@@ -102,9 +103,10 @@ func (c *conn) Write(p []byte) (int, error) {
 	if c.has(flagDead | flagClosed) {
 		return 0, session.ErrClosed
 	}
-	if c.out != nil {
-		c.out.b = append(c.out.b, p...)
-		return len(c.out.b) - c.out.off, nil
+	if c.has(flagOut) {
+		o := c.loop().outs[c.slot]
+		o.b = append(o.b, p...)
+		return len(o.b) - o.off, nil
 	}
 	if len(p) == 0 {
 		return 0, nil
@@ -128,9 +130,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	if n == len(p) {
 		return 0, nil
 	}
-	l := c.loop
-	c.out = l.getOut()
-	c.out.b = append(c.out.b, p[n:]...)
+	l := c.loop()
+	o := l.getOut()
+	o.b = append(o.b, p[n:]...)
+	l.outs[c.slot] = o
+	c.set(flagOut)
 	if err := l.p.mod(int(c.fd), c.slot, !c.has(flagCloseReq), true); err != nil {
 		c.fail(errnoCause(errors.Unwrap(err)))
 	}
@@ -144,10 +148,10 @@ func (c *conn) Close() {
 		return
 	}
 	c.set(flagCloseReq)
-	if c.out == nil || c.has(flagDead) {
+	if !c.has(flagOut) || c.has(flagDead) {
 		return // the loop's settle closes it as soon as the caller returns
 	}
-	l := c.loop
+	l := c.loop()
 	_ = l.p.mod(int(c.fd), c.slot, false, true) // stop reading: the session is done
 	c.armTimer(l.g.now() + int64(l.g.linger))
 }
@@ -172,11 +176,11 @@ func (c *conn) armTimer(at int64) {
 		return // an entry for this very millisecond is in the wheel
 	}
 	c.timer = s
-	c.loop.w.Add(c.id(), at)
+	c.loop().w.Add(c.id(), at)
 }
 
 // Handle implements session.Transport.
-func (c *conn) Handle() session.Handle { return session.NewHandle(c.loop, c.id()) }
+func (c *conn) Handle() session.Handle { return session.NewHandle(c.loop(), c.id()) }
 
 // RemoteAddr implements session.Transport; it asks the kernel (and
 // allocates), so the engine keeps no address per connection.
@@ -231,11 +235,12 @@ func (l *eventLoop) getOut() *outBuf {
 }
 
 func (l *eventLoop) releaseOut(c *conn) {
-	o := c.out
-	if o == nil {
+	if !c.has(flagOut) {
 		return
 	}
-	c.out = nil
+	o := l.outs[c.slot]
+	delete(l.outs, c.slot)
+	c.clear(flagOut)
 	if cap(o.b) > outKeepLimit || len(l.outFree) >= outPoolMax {
 		return
 	}
@@ -243,9 +248,10 @@ func (l *eventLoop) releaseOut(c *conn) {
 	l.outFree = append(l.outFree, o)
 }
 
-// flush writes what waits in c.out; once empty, write interest is dropped.
+// flush writes what waits for c (flagOut); once empty, write interest is
+// dropped.
 func (l *eventLoop) flush(c *conn) {
-	o := c.out
+	o := l.outs[c.slot]
 	for o.off < len(o.b) {
 		n, err := unix.Write(int(c.fd), o.b[o.off:])
 		if err == unix.EINTR {

@@ -129,18 +129,19 @@ func (d *dialEngine) close() error {
 // startDial takes a connecting socket into the loop; cerr is a failure
 // the connect already reported.
 func (l *eventLoop) startDial(fd int, ds *dialState, cerr error) {
-	c := &conn{fd: int32(fd)}
 	if cerr == nil && l.stopped {
 		cerr = session.ErrClosed
 	}
+	var c *conn
 	if cerr == nil {
-		cerr = l.register(c, false, true)
+		c, cerr = l.newConn(fd, false, true)
 	}
 	if cerr != nil {
 		unix.Close(fd)
-		c.set(flagClosed)
 		l.g.released(l)
-		ds.h.OnClose(&c.ws, session.StatusAbnormal, "", cerr)
+		// The connection never had a slot: the handler hears of it on a
+		// Conn of its own (rare, so allocated).
+		ds.h.OnClose(new(session.Conn), session.StatusAbnormal, "", cerr)
 		return
 	}
 	c.set(flagConnecting)
@@ -179,7 +180,6 @@ func (l *eventLoop) failDial(c *conn, err error) {
 	ds := l.dials[c.slot]
 	delete(l.dials, c.slot)
 	unix.Close(int(c.fd))
-	c.set(flagClosed)
 	l.unslot(c)
 	l.g.released(l)
 	if ds != nil {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/wsloop/wsloop/session"
 	"golang.org/x/sys/unix"
@@ -120,9 +121,15 @@ type eventLoop struct {
 	w   *wheel
 	buf []byte
 
-	conns []*conn // by slot; nil: free
-	free  []int32 // free slots
-	gen   uint32  // last generation handed out
+	// The connection table: the conns themselves, in chunks of
+	// connChunkLen (slot = chunk index * connChunkLen + index in chunk).
+	// A chunk is allocated when every earlier one is full and dropped when
+	// it and the one before it are empty; conns never move (handlers hold
+	// *session.Conn pointers into them). New connections take the lowest
+	// chunk with room, so that the table shrinks back after a peak.
+	chunks []*connChunk
+	low    int    // no chunk below this index has room
+	gen    uint32 // last generation handed out
 
 	lfd          int // listening socket, -1: none
 	ownsLfd      bool
@@ -133,7 +140,11 @@ type eventLoop struct {
 	stopped      bool
 	emfileLogged int64
 
-	dials   map[int32]*dialState
+	dials map[int32]*dialState
+	// outs holds the unsent bytes of the connections that have some, by
+	// slot (flagOut says which): an idle connection pays no pointer for
+	// them.
+	outs    map[int32]*outBuf
 	outFree []*outBuf
 
 	// funcs made once so the loop's steady state allocates nothing
@@ -149,14 +160,16 @@ func newEventLoop(g *group, idx, max int) (*eventLoop, error) {
 		return nil, err
 	}
 	l := &eventLoop{
-		g:     g,
-		idx:   idx,
-		p:     p,
-		w:     newWheel(defaultTick, defaultWheelSlots, g.now()),
-		buf:   make([]byte, readBufferSize),
-		conns: make([]*conn, 0, max), // reserved, not touched: no growth garbage
-		free:  make([]int32, 0, max),
-		lfd:   -1,
+		g:   g,
+		idx: idx,
+		p:   p,
+		w:   newWheel(defaultTick, defaultWheelSlots, g.now()),
+		buf: make([]byte, readBufferSize),
+		// Reserved, not touched: appending makes no garbage, and the
+		// untouched pages of these allocations are not resident.
+		chunks: make([]*connChunk, 0, (max+int(connChunkLen)-1)/int(connChunkLen)),
+		lfd:    -1,
+		outs:   make(map[int32]*outBuf),
 	}
 	l.q = newTaskQueue(p.wake)
 	l.fireFn = l.fire
@@ -268,52 +281,113 @@ func (l *eventLoop) recoverTask(c *conn) {
 }
 
 func (l *eventLoop) lookup(id uint64) *conn {
-	slot := int(id >> 32 & 0x7fffffff)
-	if slot >= len(l.conns) {
-		return nil
-	}
-	c := l.conns[slot]
-	if c == nil || c.gen() != uint32(id) {
+	c := l.slotConn(int32(id >> 32 & 0x7fffffff))
+	if c == nil || c.has(flagClosed) || c.gen() != uint32(id) {
 		return nil
 	}
 	return c
 }
 
-// register gives c a slot and a generation and adds its fd to the poller.
-func (l *eventLoop) register(c *conn, read, write bool) error {
-	var slot int32
-	if n := len(l.free); n > 0 {
-		slot = l.free[n-1]
-		l.free = l.free[:n-1]
-		l.conns[slot] = c
-	} else {
-		slot = int32(len(l.conns))
-		l.conns = append(l.conns, c)
+// slotConn returns the conn of slot, in use or free, or nil when the slot
+// is not in the table (never used, or its chunk was dropped).
+func (l *eventLoop) slotConn(slot int32) *conn {
+	k, i := slot/connChunkLen, slot%connChunkLen
+	if slot < 0 || int(k) >= len(l.chunks) || i >= l.chunks[k].top {
+		return nil
 	}
+	return &l.chunks[k].conns[i]
+}
+
+// connChunk is a block of a loop's connection table. The table holds the
+// conns themselves rather than pointers to conns allocated one by one: an
+// idle connection costs its conn and nothing else (no table pointer, no
+// malloc size-class rounding), the loop makes no garbage as connections
+// come and go, and a garbage collection marks a few dozen chunks rather
+// than one object per connection. A chunk's pages become resident as its
+// conns are first used (top grows), not when it is allocated.
+type connChunk struct {
+	loop  *eventLoop // so that a conn needs no pointer to its loop
+	live  int32      // conns in use
+	top   int32      // conns[:top] have been used: in use, or free
+	free  int32      // the first free conn below top (-1: none); each free conn's fd links the next
+	conns [connChunkLen]conn
+}
+
+// connChunkHeader is the size of a connChunk's fields before conns.
+const connChunkHeader = unsafe.Sizeof(uintptr(0)) + 3*unsafe.Sizeof(int32(0))
+
+// connChunkLen makes a chunk just under 64 KiB, a whole number of the
+// heap's 8 KiB pages.
+const connChunkLen = int32((64<<10 - connChunkHeader - 7) / unsafe.Sizeof(conn{}))
+
+func (ch *connChunk) full() bool { return ch.free < 0 && ch.top == connChunkLen }
+
+// chunk returns the chunk c lives in, found from c's address and its index
+// in the chunk (c.slot modulo the chunk length): every conn lives in one.
+func (c *conn) chunk() *connChunk {
+	back := unsafe.Offsetof(connChunk{}.conns) + uintptr(c.slot%connChunkLen)*unsafe.Sizeof(conn{})
+	return (*connChunk)(unsafe.Add(unsafe.Pointer(c), -int(back)))
+}
+
+// loop returns the event loop that owns c.
+func (c *conn) loop() *eventLoop { return c.chunk().loop }
+
+// newConn gives socket fd a slot, a generation and a reset conn, and adds
+// it to the poller.
+func (l *eventLoop) newConn(fd int, read, write bool) (*conn, error) {
+	for l.low < len(l.chunks) && l.chunks[l.low].full() {
+		l.low++
+	}
+	if l.low == len(l.chunks) {
+		l.chunks = append(l.chunks, &connChunk{loop: l, free: -1})
+	}
+	ch := l.chunks[l.low]
+	i := ch.free
+	if i >= 0 {
+		ch.free = ch.conns[i].fd
+	} else {
+		i = ch.top
+		ch.top++
+	}
+	ch.live++
 	l.gen = (l.gen + 1) & (1<<genBits - 1)
 	if l.gen == 0 {
 		l.gen = 1
 	}
-	c.loop, c.slot = l, slot
-	c.bits = l.gen<<8 | c.bits&0xff
-	if err := l.p.add(int(c.fd), slot, read, write); err != nil {
+	slot := int32(l.low)*connChunkLen + i
+	c := &ch.conns[i]
+	*c = conn{fd: int32(fd), slot: slot, bits: l.gen << 8}
+	if err := l.p.add(fd, slot, read, write); err != nil {
 		l.unslot(c)
-		return err
+		return nil, err
 	}
-	return nil
+	return c, nil
 }
 
+// unslot frees c's slot (c's socket is closed or was never added): c's
+// memory is reused by a later connection given the slot. When the last two
+// chunks are empty, the last one is dropped (one empty chunk stays, so
+// that a count going up and down across a chunk boundary does not
+// allocate and drop a chunk each time).
 func (l *eventLoop) unslot(c *conn) {
-	l.conns[c.slot] = nil
-	l.free = append(l.free, c.slot)
+	ch := c.chunk()
+	c.set(flagClosed)
+	c.fd = ch.free
+	ch.free = c.slot % connChunkLen
+	ch.live--
+	if k := int(c.slot / connChunkLen); k < l.low {
+		l.low = k
+	}
+	for n := len(l.chunks); n >= 2 && l.chunks[n-1].live == 0 && l.chunks[n-2].live == 0; n-- {
+		l.chunks[n-1] = nil
+		l.chunks = l.chunks[:n-1]
+		l.low = min(l.low, n-1)
+	}
 }
 
 func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
-	if int(slot) >= len(l.conns) {
-		return
-	}
-	c := l.conns[slot]
-	if c == nil {
+	c := l.slotConn(slot)
+	if c == nil || c.has(flagClosed) {
 		return // closed earlier in this batch
 	}
 	if c.has(flagConnecting) {
@@ -322,7 +396,7 @@ func (l *eventLoop) ioEvent(slot int32, readable, writable bool, now int64) {
 		}
 		return
 	}
-	if writable && c.out != nil {
+	if writable && c.has(flagOut) {
 		l.flush(c)
 	}
 	if readable && !c.has(flagCloseReq|flagDead) {
@@ -368,7 +442,7 @@ func (l *eventLoop) settle(c *conn) {
 	case c.has(flagClosed):
 	case c.has(flagDead):
 		l.finish(c, c.err())
-	case c.has(flagCloseReq) && c.out == nil:
+	case c.has(flagCloseReq) && !c.has(flagOut):
 		l.finish(c, nil)
 	case c.has(flagDialing) && c.ws.State() != session.StateHandshake:
 		c.clear(flagDialing)
@@ -379,13 +453,15 @@ func (l *eventLoop) settle(c *conn) {
 // finish closes c's socket, frees its slot and tells its session.
 func (l *eventLoop) finish(c *conn, err error) {
 	unix.Close(int(c.fd)) // also leaves the poller
-	c.set(flagClosed)
 	l.unslot(c)
 	l.releaseOut(c)
 	if c.has(flagDialing) {
 		delete(l.dials, c.slot)
 	}
 	c.ws.TransportClosed(err)
+	// OnClose has returned: the conn's memory waits for the slot's next
+	// connection, and must not keep the application's value alive meanwhile.
+	c.ws.SetValue(nil)
 	// Only now may another connection take the place: handlers never see
 	// more than capacity connections open.
 	l.g.released(l)
@@ -528,8 +604,8 @@ func (l *eventLoop) acceptReady(now int64) {
 // serve starts a server-role session on an accepted socket.
 func (l *eventLoop) serve(fd int, now int64) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	c := &conn{fd: int32(fd)}
-	if err := l.register(c, true, false); err != nil {
+	c, err := l.newConn(fd, true, false)
+	if err != nil {
 		unix.Close(fd)
 		l.g.count.Add(-1)
 		l.g.log.Error("wsloop: register connection", "err", err)
@@ -545,16 +621,17 @@ func (l *eventLoop) serve(fd int, now int64) {
 func (l *eventLoop) shutdown() {
 	l.stopped = true
 	l.closeListener()
-	for _, c := range l.conns {
-		if c == nil {
-			continue
-		}
-		if c.has(flagConnecting) {
-			l.failDial(c, session.ErrClosed)
-			continue
-		}
-		if !c.has(flagClosed) {
-			l.finish(c, session.ErrClosed)
+	// (A chunk dropped meanwhile is still walked: its conns are all closed.)
+	for _, ch := range l.chunks {
+		for i := range ch.top {
+			c := &ch.conns[i]
+			switch {
+			case c.has(flagClosed):
+			case c.has(flagConnecting):
+				l.failDial(c, session.ErrClosed)
+			default:
+				l.finish(c, session.ErrClosed)
+			}
 		}
 	}
 	for _, t := range l.q.close() {

@@ -35,11 +35,20 @@ import (
 //	WSLOOP_RSS_TEST=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
 //
 // WSLOOP_RSS_CONNS sets the number of connections (default 19000).
+//
+// The server's RSS is also read when a quarter of the connections are open
+// (WSLOOP_RSS_MID sets another count, 0 none): the growth from there to the
+// end, per connection added, is the marginal cost of a connection, without
+// the one-time costs that the first connections pay (code paged in, the
+// loops' read buffers touched, runtime metadata). It is reported beside the
+// figure that counts, never instead of it.
 // WSLOOP_RSS_MEMPROFILE=file makes the server record every allocation
 // (runtime.MemProfileRate = 1) and write a heap profile there when it
 // measures: for finding what a connection allocates (`go tool pprof
 // -sample_index=alloc_space`). Profiling costs memory of its own, so the
-// RSS figures of such a run are not the product's.
+// RSS figures of such a run are not the product's. WSLOOP_RSS_SMAPS=dir
+// makes the server keep copies of /proc/self/smaps from before and after,
+// to see which mappings grew.
 func TestRSSPerIdleConnection(t *testing.T) {
 	switch os.Getenv("WSLOOP_RSS_ROLE") {
 	case "server":
@@ -55,6 +64,13 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	n := 19000
 	if v := os.Getenv("WSLOOP_RSS_CONNS"); v != "" {
 		n, _ = strconv.Atoi(v)
+	}
+	mid := n / 4
+	if v := os.Getenv("WSLOOP_RSS_MID"); v != "" {
+		mid, _ = strconv.Atoi(v)
+	}
+	if mid <= 0 || mid >= n {
+		mid = n
 	}
 	self, _ := os.Executable()
 	srv := exec.Command(self, "-test.run=^TestRSSPerIdleConnection$")
@@ -80,7 +96,7 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	before, _ := strconv.ParseInt(field("RSS_BEFORE "), 10, 64)
 
 	cl := exec.Command(self, "-test.run=^TestRSSPerIdleConnection$")
-	cl.Env = append(os.Environ(), "WSLOOP_RSS_ROLE=client", "WSLOOP_RSS_ADDR="+addr, "WSLOOP_RSS_N="+strconv.Itoa(n))
+	cl.Env = append(os.Environ(), "WSLOOP_RSS_ROLE=client", "WSLOOP_RSS_ADDR="+addr, "WSLOOP_RSS_N="+strconv.Itoa(n), "WSLOOP_RSS_MID_N="+strconv.Itoa(mid))
 	clIn, _ := cl.StdinPipe()
 	clOut, _ := cl.StdoutPipe()
 	cl.Stderr = os.Stderr
@@ -89,16 +105,26 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	}
 	defer cl.Process.Kill()
 	cs := bufio.NewScanner(clOut)
-	echoed := ""
-	for cs.Scan() {
-		if s, ok := strings.CutPrefix(cs.Text(), "ECHOED "); ok {
-			echoed = s
-			break
+	waitEchoed := func(want int) {
+		echoed := ""
+		for cs.Scan() {
+			if s, ok := strings.CutPrefix(cs.Text(), "ECHOED "); ok {
+				echoed = s
+				break
+			}
+		}
+		if echoed != strconv.Itoa(want) {
+			t.Fatalf("clients echoed %q of %d", echoed, want)
 		}
 	}
-	if echoed != strconv.Itoa(n) {
-		t.Fatalf("clients echoed %q of %d", echoed, n)
+	var midRSS int64
+	if mid < n {
+		waitEchoed(mid)
+		fmt.Fprintln(srvIn, "mid")
+		midRSS, _ = strconv.ParseInt(field("RSS_MID "), 10, 64)
+		fmt.Fprintln(clIn, "go")
 	}
+	waitEchoed(n)
 	fmt.Fprintln(srvIn, "measure")
 	after, _ := strconv.ParseInt(field("RSS_AFTER "), 10, 64)
 	conns, _ := strconv.Atoi(field("CONNS "))
@@ -110,6 +136,10 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	freed, _ := strconv.ParseInt(field("RSS_FREED "), 10, 64)
 	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
 		n, before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
+	if mid < n {
+		t.Logf("marginal cost from %d to %d connections: %d bytes per connection added (without the one-time costs of the first %d)",
+			mid, n, (after-midRSS)/int64(n-mid), mid)
+	}
 	clIn.Close() // the client exits at the end of its stdin
 	fmt.Fprintln(srvIn, "quit")
 	srvIn.Close()
@@ -119,7 +149,8 @@ func TestRSSPerIdleConnection(t *testing.T) {
 
 func vmRSS() int64 { return procStatus("VmRSS:") }
 
-// procStatus reads a kB field of /proc/self/status, in bytes. It allocates
+// procStatus reads a kB field of /proc/self/status, in bytes (a count
+// field, such as Threads, comes back multiplied by 1024). It allocates
 // nothing (a fixed buffer, raw syscalls, digits parsed by hand): the server
 // polls it while it is being measured, and garbage made by the measurement
 // would inflate the heap it measures.
@@ -175,7 +206,12 @@ func settledRSS() int64 {
 
 func rssServer() {
 	prof := os.Getenv("WSLOOP_RSS_MEMPROFILE")
-	if prof != "" {
+	switch prof {
+	case "":
+	case "off": // for comparison: the runtime's own sampling profiler off
+		runtime.MemProfileRate = 0
+		prof = ""
+	default:
 		runtime.MemProfileRate = 1
 	}
 	h := session.HandlerFuncs{Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) }}
@@ -189,16 +225,31 @@ func rssServer() {
 	fmt.Println("ADDR", s.Addr())
 	fmt.Println("RSS_BEFORE", settledRSS())
 	anon0, file0 := procStatus("RssAnon:"), procStatus("RssFile:")
+	threads0 := procStatus("Threads:") >> 10
+	smaps := os.Getenv("WSLOOP_RSS_SMAPS") // a directory: keep /proc/self/smaps before and after
+	if smaps != "" {
+		b, _ := os.ReadFile("/proc/self/smaps")
+		_ = os.WriteFile(smaps+"/smaps.before", b, 0o644)
+	}
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	anonMid, fileMid := anon0, file0
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		switch in.Text() {
+		case "mid":
+			fmt.Println("RSS_MID", settledRSS())
+			anonMid, fileMid = procStatus("RssAnon:"), procStatus("RssFile:")
 		case "measure":
 			fmt.Println("RSS_AFTER", settledRSS())
 			fmt.Println("CONNS", s.Conns())
-			fmt.Fprintf(os.Stderr, "server VmRSS growth: RssAnon %+d KiB, RssFile %+d KiB (code and files paged in)\n",
-				(procStatus("RssAnon:")-anon0)>>10, (procStatus("RssFile:")-file0)>>10)
+			anon1, file1 := procStatus("RssAnon:"), procStatus("RssFile:")
+			fmt.Fprintf(os.Stderr, "server VmRSS growth: RssAnon %+d KiB, RssFile %+d KiB (code and files paged in); since the mid point: RssAnon %+d KiB, RssFile %+d KiB\n",
+				(anon1-anon0)>>10, (file1-file0)>>10, (anon1-anonMid)>>10, (file1-fileMid)>>10)
+			if smaps != "" {
+				b, _ := os.ReadFile("/proc/self/smaps")
+				_ = os.WriteFile(smaps+"/smaps.after", b, 0o644)
+			}
 			runtime.ReadMemStats(&m1)
 			n := uint64(max(s.Conns(), 1))
 			d := func(a, b uint64) int64 { return (int64(b) - int64(a)) / int64(n) }
@@ -206,8 +257,9 @@ func rssServer() {
 				(m1.TotalAlloc-m0.TotalAlloc)/n, (m1.Mallocs-m0.Mallocs)/n,
 				d(m0.HeapInuse, m1.HeapInuse), d(m0.HeapIdle-m0.HeapReleased, m1.HeapIdle-m1.HeapReleased),
 				d(m0.GCSys, m1.GCSys), d(m0.OtherSys, m1.OtherSys), d(m0.MSpanSys, m1.MSpanSys), d(m0.StackInuse, m1.StackInuse), m1.NumGC-m0.NumGC)
-			fmt.Fprintf(os.Stderr, "server heap: HeapAlloc %d KiB -> %d KiB, next GC at %d KiB (was %d KiB)\n",
-				m0.HeapAlloc>>10, m1.HeapAlloc>>10, m1.NextGC>>10, m0.NextGC>>10)
+			fmt.Fprintf(os.Stderr, "server heap: HeapAlloc %d KiB -> %d KiB, next GC at %d KiB (was %d KiB); BuckHashSys %+d KiB; threads %d -> %d\n",
+				m0.HeapAlloc>>10, m1.HeapAlloc>>10, m1.NextGC>>10, m0.NextGC>>10,
+				(int64(m1.BuckHashSys)-int64(m0.BuckHashSys))>>10, threads0, procStatus("Threads:")>>10)
 			if prof != "" {
 				if f, err := os.Create(prof); err == nil {
 					_ = pprof.Lookup("allocs").WriteTo(f, 0)
@@ -231,6 +283,8 @@ func rssServer() {
 func rssClient() {
 	addr, _ := net.ResolveTCPAddr("tcp", os.Getenv("WSLOOP_RSS_ADDR"))
 	n, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_N"))
+	mid, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_MID_N"))
+	stdin := bufio.NewReader(os.Stdin)
 	d, err := NewDialer(DialerOptions{ConnectTimeout: 60 * time.Second})
 	if err != nil {
 		panic(err)
@@ -259,6 +313,15 @@ func rssClient() {
 	req := &session.ClientRequest{Host: addr.String(), Path: "/"}
 	srcs := []net.IP{net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3")}
 	for i := 0; i < n; i++ {
+		if i == mid && mid < n {
+			for echoed.Load()+failed.Load() < int64(mid) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			fmt.Println("ECHOED", echoed.Load())
+			if _, err := stdin.ReadString('\n'); err != nil { // the server has measured
+				return
+			}
+		}
 		inflight <- struct{}{}
 		if err := d.Dial(addr, srcs[i%len(srcs)], req, h); err != nil {
 			panic(err)
@@ -268,5 +331,5 @@ func rssClient() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Println("ECHOED", echoed.Load())
-	_, _ = io.Copy(io.Discard, os.Stdin) // hold the connections until told
+	_, _ = io.Copy(io.Discard, stdin) // hold the connections until told
 }

@@ -10,11 +10,15 @@ import (
 
 // Conn is one connection's protocol state. Engines allocate it (usually
 // embedded in their own per-connection struct) and drive it; handlers use
-// the exported methods above the engine section. Its size is kept at most
-// 128 bytes (see TestConnSize), and an idle open Conn holds no buffer: the
+// the exported methods above the engine section. Its size is kept at 96
+// bytes (see TestConnSize), and an idle open Conn holds no buffer: the
 // bytes of a partial header, frame or fragmented message live in pooled
 // buffers that go back to their pool as soon as the frame or message is
 // complete.
+//
+// A *Conn is valid from OnOpen until OnClose returns: an engine may then
+// reuse its memory for another connection (the epoll engine does). To
+// refer to a connection from elsewhere or later, keep its Handle.
 type Conn struct {
 	cfg   *Config
 	t     Transport

@@ -45,7 +45,7 @@
 //
 // # Memory
 //
-// A Conn is at most 128 bytes. Partial heads, partial frames and fragmented
+// A Conn is 96 bytes. Partial heads, partial frames and fragmented
 // messages live in size-class pooled buffers returned as soon as the frame or
 // message completes; a message that arrives whole in one read is handed to
 // OnMessage straight from the engine's read buffer. Outgoing frames are

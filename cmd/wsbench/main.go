@@ -32,6 +32,10 @@ func main() {
 	charts := flag.String("charts", "", "directory for the SVG charts and results.json (default bench/charts beside the default page, else PAGE-charts beside -out)")
 	keep := flag.Bool("keep", false, "keep the built binaries and server logs (the directory is logged)")
 	verbose := flag.Bool("v", false, "debug logs: every server and wsload command line")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: wsbench [-quick] [flags]   (run inside the wsloop repository)\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(fmt.Errorf("unexpected arguments %q; see -h", flag.Args()))
