@@ -847,7 +847,7 @@ func payload(n int, text bool, seed int) []byte {
 		}
 		return p
 	}
-	x := uint32(seed*2654435761 + 1)
+	x := uint32(seed)*2654435761 + 1
 	for len(p) < n {
 		x ^= x << 13
 		x ^= x >> 17
