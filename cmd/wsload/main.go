@@ -1,8 +1,8 @@
 // Command wsload generates WebSocket load on event loops and verifies what
 // comes back. See package loadtest for the scenarios.
 //
-//	wsload -scenario idle -url ws://127.0.0.1:8080/ws -conns 19000 -duration 30s
-//	wsload echo -url ws://127.0.0.1:8080/ws -conns 100 -size 1024 -duration 10s
+//	wsload -scenario idle -url ws://127.0.0.1:8080/ws/echo -conns 19000 -duration 30s
+//	wsload echo -url ws://127.0.0.1:8080/ws/echo -conns 100 -size 1024 -duration 10s
 //
 // The exit status is 0 when the run passed, 1 when the server did something
 // wrong (the report says what), 2 when the run could not be carried out.
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	scenario := fs.String("scenario", cfg.Scenario, "scenario: "+strings.Join(loadtest.Scenarios, ", ")+" (or give it as the first argument)")
-	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws", "server endpoint")
+	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws/echo", "server endpoint (wsloop's demo echo by default)")
 	fs.StringVar(&cfg.Origin, "origin", "", "Origin header to send")
 	fs.IntVar(&cfg.Conns, "conns", 0, "connections (broadcast: subscribers); default 1000, echo 100")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "per second: connect/churn connections, echo messages (0: closed loop), broadcast published messages (default 10; churn default 100)")
