@@ -44,6 +44,7 @@ func main() {
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel string
 	loops, maxConns, maxMessage                              int
+	expvar                                                   bool
 	idleTimeout, pingInterval, shutdownTimeout               time.Duration
 }
 
@@ -64,6 +65,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,6 +126,10 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			static.ServeHTTP(w, r)
 		})
 	}
+	stats := new(session.Stats)
+	if c.expvar {
+		httpHandler = withVars(httpHandler, stats)
+	}
 	opts := loop.Options{
 		Engine:   c.engine,
 		Loops:    c.loops,
@@ -133,6 +139,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			MaxMessage:   c.maxMessage,
 			IdleTimeout:  c.idleTimeout,
 			PingInterval: c.pingInterval,
+			Stats:        stats,
 		},
 		HTTP:            httpHandler,
 		ShutdownTimeout: c.shutdownTimeout,

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// startRun runs the binary's body with args and returns its address.
+func startRun(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	addrc := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &logs, func(a string) { addrc <- a }) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case err := <-done:
+		t.Fatalf("run: %v\n%s", err, logs.String())
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return ""
+}
+
+func TestExpvarOnlyWhenAsked(t *testing.T) {
+	if code, _ := get(t, "http://"+startRun(t)+"/debug/vars"); code != 404 {
+		t.Fatalf("GET /debug/vars without -expvar: %d, want 404", code)
+	}
+	addr := startRun(t, "-expvar")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	code, body := get(t, "http://"+addr+"/debug/vars")
+	var doc struct {
+		Memstats   struct{ HeapInuse uint64 } `json:"memstats"`
+		Goroutines int                        `json:"goroutines"`
+		Wsloop     map[string]uint64          `json:"wsloop"`
+	}
+	if code != 200 || json.Unmarshal([]byte(body), &doc) != nil {
+		t.Fatalf("GET /debug/vars with -expvar: %d %.80q", code, body)
+	}
+	if doc.Memstats.HeapInuse == 0 || doc.Goroutines == 0 || doc.Wsloop["opened"] != 1 || doc.Wsloop["messages"] != 1 {
+		t.Fatalf("vars: heap %d goroutines %d wsloop %v", doc.Memstats.HeapInuse, doc.Goroutines, doc.Wsloop)
+	}
+}
