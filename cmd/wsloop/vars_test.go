@@ -16,7 +16,9 @@ func startRun(t *testing.T, args ...string) string {
 	var logs syncBuffer
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &logs, func(a string) { addrc <- a }) }()
+	go func() {
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &logs, func(a string) { addrc <- a })
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
