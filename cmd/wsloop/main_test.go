@@ -78,23 +78,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 	for _, engine := range []string{"epoll", "gnet", "goroutine"} {
 		t.Run(engine, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var logs syncBuffer
-			addrc := make(chan string, 1)
-			done := make(chan error, 1)
-			go func() {
-				done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-engine", engine, "-loops", "2", "-static", dir},
-					&logs, func(a string) { addrc <- a })
-			}()
-			var addr string
-			select {
-			case addr = <-addrc:
-			case err := <-done:
-				t.Fatalf("run: %v\n%s", err, logs.String())
-			case <-time.After(15 * time.Second):
-				t.Fatal("server did not start")
-			}
+			r := startRun(t, "-engine", engine, "-loops", "2", "-static", dir)
+			addr := r.addr
 			if code, body := get(t, "http://"+addr+"/"); code != 200 || body != "<p>mine</p>" {
 				t.Errorf("GET /: %d %q", code, body)
 			}
@@ -131,16 +116,10 @@ func TestRunServesAndShutsDown(t *testing.T) {
 					t.Errorf("%s: no Allow header in %q", c.req, head)
 				}
 			}
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("run after cancel: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("no graceful stop")
+			if err := r.stop(); err != nil {
+				t.Fatalf("run after cancel: %v", err)
 			}
-			l := logs.String()
+			l := r.logs.String()
 			for _, want := range []string{`msg="wsloop serving"`, "engine=" + engine, "loops=2", "capacity=", "addr=" + addr, "msg=stopped"} {
 				if !strings.Contains(l, want) {
 					t.Errorf("logs lack %q:\n%s", want, l)

@@ -17,23 +17,8 @@ import (
 // TestRunTLS serves https and wss with -tls-cert/-tls-key on the goroutine engine.
 func TestRunTLS(t *testing.T) {
 	cert, key := testcert.New(t).WriteFiles(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var logs syncBuffer
-	addrc := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-engine", "goroutine", "-tls-cert", cert, "-tls-key", key},
-			&logs, func(a string) { addrc <- a })
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("run: %v\n%s", err, logs.String())
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not start")
-	}
+	r := startRun(t, "-engine", "goroutine", "-tls-cert", cert, "-tls-key", key)
+	addr := r.addr
 	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	cl := &http.Client{Transport: tr, Timeout: 15 * time.Second}
 	resp, err := cl.Get("https://" + addr + "/healthz")
@@ -58,11 +43,10 @@ func TestRunTLS(t *testing.T) {
 		t.Fatalf("wss echo: %q %v", b, err)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
-	cancel()
-	if err := <-done; err != nil {
+	if err := r.stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	if !strings.Contains(logs.String(), "demo=https://") {
-		t.Errorf("start line does not name the https page:\n%s", logs.String())
+	if !strings.Contains(r.logs.String(), "demo=https://") {
+		t.Errorf("start line does not name the https page:\n%s", r.logs.String())
 	}
 }

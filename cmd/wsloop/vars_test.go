@@ -3,46 +3,62 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
-// startRun runs the binary's body with args and returns its address.
-func startRun(t *testing.T, args ...string) string {
+// running is the binary's body started by startRun.
+type running struct {
+	addr string
+	logs *syncBuffer
+	stop func() error // cancels as SIGTERM would and waits for run to return
+}
+
+// startRun runs the binary's body with args on 127.0.0.1:0; it is stopped
+// at the end of the test unless the test stops it first.
+func startRun(t *testing.T, args ...string) running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	logs := new(syncBuffer)
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), &logs, func(a string) { addrc <- a })
+		done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), logs, func(a string) { addrc <- a })
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = errors.New("no graceful stop within 30s")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
 	select {
 	case addr := <-addrc:
-		return addr
+		return running{addr: addr, logs: logs, stop: stop}
 	case err := <-done:
 		t.Fatalf("run: %v\n%s", err, logs.String())
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not start")
 	}
-	return ""
+	return running{}
 }
 
 func TestExpvarOnlyWhenAsked(t *testing.T) {
-	if code, _ := get(t, "http://"+startRun(t)+"/debug/vars"); code != 404 {
+	if code, _ := get(t, "http://"+startRun(t).addr+"/debug/vars"); code != 404 {
 		t.Fatalf("GET /debug/vars without -expvar: %d, want 404", code)
 	}
-	addr := startRun(t, "-expvar")
+	addr := startRun(t, "-expvar").addr
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+addr+"/ws/echo", nil)

@@ -16,26 +16,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
-	"sync/atomic"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/wsloop/wsloop/bench/baseline/chatrules"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
-
-// Chat limits, as in wsloop's demo chat.
-const (
-	defaultRoom      = "lobby"
-	maxRoomName      = 32
-	maxNick          = 24
-	maxChatMessage   = 4 << 10
-	maxAnnouncedRoom = 100
-)
-
-var guests atomic.Uint64
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
@@ -130,18 +117,10 @@ type chat struct {
 }
 
 func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	name := q.Get("room")
-	if name == "" {
-		name = defaultRoom
-	}
-	nick := q.Get("nick")
-	if !validRoom(name) || !validNick(nick) {
-		http.Error(w, "room must be 1-32 characters of A-Z a-z 0-9 . _ -; nick at most 24 printable characters", http.StatusBadRequest)
+	name, nick, err := chatrules.Params(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
-	}
-	if nick == "" {
-		nick = "guest-" + strconv.FormatUint(guests.Add(1), 10)
 	}
 	conn, rd, ok := upgrade(w, r)
 	if !ok {
@@ -160,7 +139,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 	n := len(rm.members)
 	rm.mu.Unlock()
 	ch.mu.Unlock()
-	if n <= maxAnnouncedRoom {
+	if n <= chatrules.MaxAnnouncedRoom {
 		rm.publish([]byte("* " + nick + " joined"))
 	}
 
@@ -174,7 +153,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 			delete(ch.rooms, name)
 		}
 		ch.mu.Unlock()
-		if n > 0 && n < maxAnnouncedRoom {
+		if n > 0 && n < chatrules.MaxAnnouncedRoom {
 			rm.publish([]byte("* " + nick + " left"))
 		}
 		conn.Close()
@@ -190,7 +169,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		if len(msg) > maxChatMessage {
+		if len(msg) > chatrules.MaxChatMessage {
 			m.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, "chat messages are at most 4 KiB"))))
 			return
 		}
@@ -198,31 +177,6 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 			m.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusUnsupportedData, "chat takes text messages"))))
 			return
 		}
-		rm.publish(append(append(append(make([]byte, 0, len(nick)+2+len(msg)), nick...), ": "...), msg...))
+		rm.publish(chatrules.Message(nick, msg))
 	}
-}
-
-func validRoom(s string) bool {
-	if len(s) == 0 || len(s) > maxRoomName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func validNick(s string) bool {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNick {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

@@ -12,23 +12,13 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/wsloop/wsloop/bench/baseline/chatrules"
 
 	"github.com/gorilla/websocket"
-)
-
-// Chat limits, as in wsloop's demo chat.
-const (
-	defaultRoom      = "lobby"
-	maxRoomName      = 32
-	maxNick          = 24
-	maxChatMessage   = 4 << 10
-	maxAnnouncedRoom = 100
 )
 
 var upgrader = websocket.Upgrader{
@@ -38,10 +28,7 @@ var upgrader = websocket.Upgrader{
 	CheckOrigin: func(*http.Request) bool { return true },
 }
 
-var (
-	dropped atomic.Uint64
-	guests  atomic.Uint64
-)
+var dropped atomic.Uint64
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
@@ -112,24 +99,16 @@ func (rm *room) publish(p []byte) {
 }
 
 func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	name := q.Get("room")
-	if name == "" {
-		name = defaultRoom
-	}
-	nick := q.Get("nick")
-	if !validRoom(name) || !validNick(nick) {
-		http.Error(w, "room must be 1-32 characters of A-Z a-z 0-9 . _ -; nick at most 24 printable characters", http.StatusBadRequest)
+	name, nick, err := chatrules.Params(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
-	}
-	if nick == "" {
-		nick = "guest-" + strconv.FormatUint(guests.Add(1), 10)
 	}
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(maxChatMessage) // over it: close 1009
+	conn.SetReadLimit(chatrules.MaxChatMessage) // over it: close 1009
 	m := &member{conn: conn, nick: nick, send: make(chan *websocket.PreparedMessage, 256)}
 	go writePump(m)
 
@@ -140,7 +119,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 		ch.rooms[name] = rm
 	}
 	rm.members[m] = struct{}{}
-	if len(rm.members) <= maxAnnouncedRoom {
+	if len(rm.members) <= chatrules.MaxAnnouncedRoom {
 		rm.publish([]byte("* " + nick + " joined"))
 	}
 	ch.mu.Unlock()
@@ -150,7 +129,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 		delete(rm.members, m)
 		if len(rm.members) == 0 {
 			delete(ch.rooms, name)
-		} else if len(rm.members) < maxAnnouncedRoom {
+		} else if len(rm.members) < chatrules.MaxAnnouncedRoom {
 			rm.publish([]byte("* " + nick + " left"))
 		}
 		ch.mu.Unlock()
@@ -166,7 +145,7 @@ func (ch *chat) serve(w http.ResponseWriter, r *http.Request) {
 			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseUnsupportedData, "chat takes text messages"), deadline())
 			return
 		}
-		msg := append(append(append(make([]byte, 0, len(nick)+2+len(p)), nick...), ": "...), p...)
+		msg := chatrules.Message(nick, p)
 		ch.mu.Lock()
 		rm.publish(msg)
 		ch.mu.Unlock()
@@ -182,31 +161,6 @@ func writePump(m *member) {
 			return
 		}
 	}
-}
-
-func validRoom(s string) bool {
-	if len(s) == 0 || len(s) > maxRoomName {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '.' || b == '_' || b == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func validNick(s string) bool {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxNick {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 func deadline() time.Time { return time.Now().Add(time.Second) }
