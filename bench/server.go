@@ -110,7 +110,7 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, lo
 	}
 	cmd := exec.Command(filepath.Join(binDir, spec.Binary), args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive wsbench
+	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
