@@ -40,6 +40,11 @@ type Options struct {
 	HTTP http.Handler
 	// TLSConfig serves wss; only the goroutine engine supports it yet.
 	TLSConfig *tls.Config
+	// SendBuffer, when positive, sets SO_SNDBUF on accepted sockets: the
+	// kernel's send buffer per connection, which otherwise grows up to the
+	// system's tcp_wmem maximum (megabytes) for a peer that does not read.
+	// HighWater bounds what the server holds beyond it.
+	SendBuffer int
 	// ShutdownTimeout bounds Shutdown's wait for close replies when its
 	// context has no deadline; default 5s.
 	ShutdownTimeout time.Duration
@@ -115,6 +120,7 @@ func NewServer(h session.Handler, opts Options) (*Server, error) {
 		Config:          &s.cfg,
 		Logger:          s.log,
 		TLS:             s.opts.TLSConfig,
+		SendBuffer:      s.opts.SendBuffer,
 		ShutdownTimeout: s.opts.ShutdownTimeout,
 	})
 	if err != nil {
@@ -150,6 +156,12 @@ func (s *Server) Capacity() int { return s.eng.Group().Capacity() }
 
 // Conns is the number of open connections.
 func (s *Server) Conns() int { return s.eng.Group().Conns() }
+
+// Queued returns what the server's connections have queued and not yet
+// written: pending bytes, and the memory of the buffers holding them (it
+// follows the pending bytes: at most HighWater plus a message per
+// connection, see session.Overflow).
+func (s *Server) Queued() (pending, memory int64) { return s.eng.Group().Queued() }
 
 // Config is the effective Config of the server's connections (defaults
 // filled in); it must not be modified.
@@ -208,3 +220,7 @@ func ListenAndServe(addr string, h session.Handler, opts Options) error {
 	}
 	return s.Wait()
 }
+
+// ErrWriteTimeout is the error OnClose receives when the peer took none of a
+// connection's queued bytes for session.Config.WriteTimeout.
+var ErrWriteTimeout = core.ErrWriteTimeout

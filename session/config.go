@@ -8,13 +8,13 @@ import (
 	"github.com/wsloop/wsloop/codec"
 )
 
-// Overflow is what a Send does with a message that does not fit under
+// Overflow is what a Send does once a connection's unsent bytes have reached
 // Config.HighWater. Every byte a connection queues counts: data frames,
-// pongs (of which only the latest waits: RFC 6455 5.5.3 allows it) and the
-// close frame. A message is admitted when the connection's unsent bytes plus
-// the message stay within HighWater, and always when nothing waits (so one
-// message larger than HighWater can still be sent), so a connection never
-// holds more than max(HighWater, its largest single message) unsent bytes.
+// pongs (of which only the latest waits past the mark: RFC 6455 5.5.3
+// allows it) and the close frame. A message is admitted while the unsent
+// bytes are under HighWater, the one that crosses the mark included, so a
+// connection never holds more than HighWater plus its largest message (and
+// a close frame): worst-case queued memory is that times the connections.
 type Overflow uint8
 
 const (

@@ -100,7 +100,8 @@ func (c *Conn) sendable() error {
 
 // Send sends one message (Text payloads must be valid UTF-8). It returns
 // ErrClosed once a close frame was sent or the connection is not open, and
-// applies Config.Overflow when the message does not fit under HighWater:
+// applies Config.Overflow when the connection already holds HighWater or
+// more unsent bytes:
 // ErrClosed after starting the close handshake (OverflowClose1008, the
 // default, and OverflowClose1013), ErrDropped (OverflowDrop) or
 // ErrBackpressure (OverflowError). p is not retained or modified.
@@ -111,7 +112,7 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 	if op != Text && op != Binary {
 		return ErrOpcode
 	}
-	if err := c.admit(frameSize(len(p), c.flags&fClient != 0)); err != nil {
+	if err := c.admit(); err != nil {
 		return err
 	}
 	c.appendFrame(op, p)
@@ -128,7 +129,7 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if err := c.sendable(); err != nil {
 		return err
 	}
-	if err := c.admit(len(m.frame)); err != nil {
+	if err := c.admit(); err != nil {
 		return err
 	}
 	c.io.Out = append(c.io.Out, m.frame...)

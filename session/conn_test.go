@@ -665,11 +665,11 @@ func TestOverflow(t *testing.T) {
 		stats := &Stats{}
 		rec := &recorder{}
 		c, ft := openConn(t, &Config{HighWater: 1000, Overflow: pol, Stats: stats}, Server, rec)
-		ft.buffered = 988 // 988 + a 12-byte frame is exactly HighWater: admitted
+		ft.buffered = 999 // under the mark: admitted, though it crosses it
 		if err := c.Send(Binary, pattern(10)); err != nil {
 			t.Fatal(err)
 		}
-		ft.buffered = 989 // one byte more does not fit
+		ft.buffered = 1000 // at the mark: refused
 		n := len(ft.out)
 		err := c.Send(Binary, pattern(10))
 		switch pol {
@@ -701,17 +701,18 @@ func TestOverflow(t *testing.T) {
 	}
 }
 
-// The bytes of the call itself count: a second large Send in one task does
-// not fit behind the first.
+// The bytes of the call itself count: a third large Send in one task is
+// refused once the first two have crossed the mark.
 func TestOverflowWithinOneCall(t *testing.T) {
 	c, _ := openConn(t, &Config{HighWater: 1000, Overflow: OverflowError}, Server, &recorder{})
-	var first, second error
+	var errs [3]error
 	c.do(func(c *Conn) {
-		first = c.Send(Binary, pattern(900))
-		second = c.Send(Binary, pattern(200))
+		errs[0] = c.Send(Binary, pattern(900))
+		errs[1] = c.Send(Binary, pattern(200))
+		errs[2] = c.Send(Binary, pattern(10))
 	})
-	if first != nil || second != ErrBackpressure {
-		t.Fatalf("first %v second %v", first, second)
+	if errs[0] != nil || errs[1] != nil || errs[2] != ErrBackpressure {
+		t.Fatalf("sends: %v", errs)
 	}
 }
 
@@ -906,31 +907,52 @@ func TestHandle(t *testing.T) {
 
 // Browsers may open connections from the server's own pages only, unless
 // Config.AllowedOrigins says otherwise; clients without Origin always may.
+// The check comes before the upgrade hook (routing): a foreign page learns
+// nothing about which paths exist.
 func TestOriginCheck(t *testing.T) {
+	listed := []string{" https://App.Example.com/ ", "http://localhost:3000"}
+	star := []string{"*"}
 	cases := []struct {
-		origin  string
-		allowed []string
-		status  string
+		allowed      []string
+		origin, host string
+		ok           bool
+		name         string
 	}{
-		{"", nil, "101"},
-		{"http://example.com", nil, "101"},
-		{"https://example.com", nil, "101"},
-		{"http://EXAMPLE.com:80", nil, "101"},
-		{"http://evil.example", nil, "403"},
-		{"http://example.com.evil.example", nil, "403"},
-		{"null", nil, "403"},
-		{"http://app.example", []string{"http://app.example/"}, "101"},
-		{"http://other.example", []string{"http://app.example"}, "403"},
-		{"http://any.example", []string{"*"}, "101"},
+		{nil, "", "127.0.0.1:8080", true, "no Origin: not a browser"},
+		{nil, "http://127.0.0.1:8080", "127.0.0.1:8080", true, "same origin"},
+		{nil, "https://example.com", "example.com", true, "same origin, https through a proxy"},
+		{nil, "http://example.com", "example.com:80", true, "same origin, explicit default port"},
+		{nil, "https://example.com:443", "example.com", true, "same origin, origin with default port"},
+		{nil, "http://EXAMPLE.com:8080", "example.com:8080", true, "host case"},
+		{nil, "http://evil.test", "127.0.0.1:8080", false, "foreign"},
+		{nil, "http://example.com.evil.test", "example.com", false, "foreign with our name as a prefix"},
+		{nil, "http://127.0.0.1:9999", "127.0.0.1:8080", false, "other port"},
+		{nil, "null", "127.0.0.1:8080", false, "opaque origin"},
+		{listed, "https://app.example.com", "api.example.com", true, "listed, case-insensitive"},
+		{listed, "http://localhost:3000", "127.0.0.1:8080", true, "listed"},
+		{listed, "http://localhost:3001", "127.0.0.1:8080", false, "not listed"},
+		{listed, "http://app.example.com", "api.example.com", false, "listed with another scheme"},
+		{listed, "http://127.0.0.1:8080", "127.0.0.1:8080", true, "same origin still allowed"},
+		{star, "http://evil.test", "127.0.0.1:8080", true, "star"},
+		{star, "null", "127.0.0.1:8080", true, "star allows null"},
 	}
 	for _, tc := range cases {
-		hdr := ""
+		hooked := false
+		cfg := &Config{Handler: &recorder{}, AllowedOrigins: tc.allowed, Upgrade: func(*Request) (Accept, error) {
+			hooked = true
+			return Accept{}, nil
+		}}
+		req := strings.Replace(upgradeRequest(""), "Host: example.com", "Host: "+tc.host, 1)
 		if tc.origin != "" {
-			hdr = "Origin: " + tc.origin + "\r\n"
+			req = strings.Replace(req, "\r\n\r\n", "\r\nOrigin: "+tc.origin+"\r\n\r\n", 1)
 		}
-		_, ft := serverResponse(t, &Config{Handler: &recorder{}, AllowedOrigins: tc.allowed}, upgradeRequest(hdr))
-		if got := httpStatus(ft.out); got != tc.status {
-			t.Errorf("origin %q allowed %v: status %s, want %s", tc.origin, tc.allowed, got, tc.status)
+		_, ft := serverResponse(t, cfg, req)
+		want := "403"
+		if tc.ok {
+			want = "101"
+		}
+		if got := httpStatus(ft.out); got != want || hooked != tc.ok {
+			t.Errorf("%s: origin %q host %q: status %s (hook ran %v), want %s", tc.name, tc.origin, tc.host, got, hooked, want)
 		}
 	}
 }

@@ -34,13 +34,13 @@ func frameSize(n int, masked bool) int {
 	return h + n
 }
 
-// admit applies Config.Overflow before n more bytes of data are queued:
-// every byte the engine holds for the connection and every byte of this
-// call's output count. A message always fits when nothing waits.
-func (c *Conn) admit(n int) error {
+// admit applies Config.Overflow before a data frame is queued: every byte
+// the engine holds for the connection and every byte of this call's output
+// count. A frame is admitted while they are under HighWater (the one that
+// crosses the mark included), refused once they are at or over it.
+func (c *Conn) admit() error {
 	io := c.io
-	q := io.Queued + len(io.Out) + len(io.Pong)
-	if q == 0 || q+n <= c.cfg.highWater() {
+	if io.Queued+len(io.Out)+len(io.Pong) < c.cfg.highWater() {
 		return nil
 	}
 	st := c.cfg.Stats

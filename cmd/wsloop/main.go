@@ -24,6 +24,7 @@ import (
 
 	"github.com/wsloop/wsloop/demo"
 	"github.com/wsloop/wsloop/loop"
+	_ "github.com/wsloop/wsloop/loop/gnet" // -engine gnet
 	"github.com/wsloop/wsloop/session"
 	"github.com/wsloop/wsloop/web"
 )
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	d := demo.New(demo.Options{AllowedOrigins: splitList(c.origins)})
+	d := demo.New(demo.Options{})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -135,11 +136,12 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		Loops:    c.loops,
 		MaxConns: c.maxConns,
 		Session: session.Config{
-			Upgrade:      d.Upgrade,
-			MaxMessage:   c.maxMessage,
-			IdleTimeout:  c.idleTimeout,
-			PingInterval: c.pingInterval,
-			Stats:        stats,
+			Upgrade:        d.Upgrade,
+			AllowedOrigins: splitList(c.origins),
+			MaxMessage:     c.maxMessage,
+			IdleTimeout:    c.idleTimeout,
+			PingInterval:   c.pingInterval,
+			Stats:          stats,
 		},
 		HTTP:            httpHandler,
 		ShutdownTimeout: c.shutdownTimeout,

@@ -70,7 +70,7 @@ type engine struct {
 // New makes a gnet engine.
 func New(o *core.Options) (core.Engine, error) {
 	if o.TLS != nil {
-		return nil, errors.New("TLS is not supported by the gnet engine yet: use the goroutine engine or terminate TLS in a proxy")
+		return nil, errors.New("TLS is not supported by the gnet engine yet: use -engine goroutine (Options.Engine \"goroutine\") or terminate TLS in a proxy")
 	}
 	capacity, err := core.ConnLimit(o.MaxConns, o.Loops)
 	if err != nil {
@@ -95,16 +95,20 @@ func New(o *core.Options) (core.Engine, error) {
 func (e *engine) Group() *core.Group { return e.g }
 
 func (e *engine) Listen(addr string) error {
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(len(e.loops)),
+		gnet.WithTicker(true),
+		gnet.WithReuseAddr(true), // like net.Listen: re-listen at once despite TIME_WAIT
+		gnet.WithReusePort(true), // worker processes share the port
+		gnet.WithLogger(gnetLogger{e.log}),
+	}
+	if e.opts.SendBuffer > 0 {
+		opts = append(opts, gnet.WithSocketSendBuffer(e.opts.SendBuffer))
+	}
 	go func() {
 		defer close(e.done)
-		e.runErr = gnet.Run(e, "tcp://"+addr,
-			gnet.WithMulticore(true),
-			gnet.WithNumEventLoop(len(e.loops)),
-			gnet.WithTicker(true),
-			gnet.WithReuseAddr(true), // like net.Listen: re-listen at once despite TIME_WAIT
-			gnet.WithReusePort(true), // worker processes share the port
-			gnet.WithLogger(gnetLogger{e.log}),
-		)
+		e.runErr = gnet.Run(e, "tcp://"+addr, opts...)
 	}()
 	select {
 	case <-e.booted:

@@ -22,6 +22,9 @@ type Options struct {
 	Config   *session.Config // completed: defaults set, Role Server, HTTP wired
 	Logger   *slog.Logger
 	TLS      *tls.Config // nil: plain TCP
+	// SendBuffer, when positive, is the SO_SNDBUF of accepted sockets
+	// (the kernel's buffer per connection; 0 keeps its autotuning).
+	SendBuffer int
 	// ShutdownTimeout bounds Shutdown when its context has no deadline.
 	ShutdownTimeout time.Duration
 }

@@ -133,3 +133,14 @@ func (g *Group) Shutdown(ctx context.Context, stopAccept, stopLoops func()) erro
 	stopLoops()
 	return err
 }
+
+// Queued returns what the group's connections have queued and not yet
+// written: pending bytes (pongs included) and the memory of the blocks that
+// hold them. Safe from any goroutine.
+func (g *Group) Queued() (pending, memory int64) {
+	for _, l := range g.loops {
+		pending += l.queued.Load()
+		memory += l.queueMem.Load()
+	}
+	return pending, memory
+}

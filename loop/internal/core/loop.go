@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -48,6 +49,10 @@ type Loop struct {
 	iov    [][]byte
 
 	dials map[int32]*dialState
+
+	// What the loop's queues hold, for Group.Queued (from any goroutine):
+	// pending bytes, and the memory of their blocks.
+	queued, queueMem atomic.Int64
 
 	stopped bool
 
@@ -172,6 +177,7 @@ func (l *Loop) Writable(c *Conn) {
 		return
 	}
 	q := l.outs[c.slot]
+	defer l.account(q, q.pending())
 	for !q.empty() {
 		bufs := q.iovecs(l.iov)
 		want := 0
@@ -337,6 +343,7 @@ func (l *Loop) settle(c *Conn) {
 func (l *Loop) send(c *Conn, io *session.IO) {
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
+		defer l.account(q, q.pending())
 		if io.Final {
 			q.commitPong(&l.pool) // the close frame follows the waiting pong
 		}
@@ -363,6 +370,7 @@ func (l *Loop) send(c *Conn, io *session.IO) {
 		return
 	}
 	q := l.newQueue(c)
+	defer l.account(q, 0)
 	if n < len(io.Out) {
 		q.append(io.Out[n:], &l.pool)
 		if len(io.Pong) > 0 {
@@ -374,6 +382,13 @@ func (l *Loop) send(c *Conn, io *session.IO) {
 	if l.setWrite(c, true) {
 		l.rearm(c) // the write timeout
 	}
+}
+
+// account publishes what the loop's queues hold after a change to q, whose
+// pending bytes were before: the methods that change a queue defer it.
+func (l *Loop) account(q *outQueue, before int) {
+	l.queued.Add(int64(q.pending() - before))
+	l.queueMem.Store(int64(l.pool.inUse) * blockSize)
 }
 
 func (l *Loop) newQueue(c *Conn) *outQueue {
@@ -392,6 +407,7 @@ func (l *Loop) newQueue(c *Conn) *outQueue {
 
 func (l *Loop) dropQueue(c *Conn) {
 	q := l.outs[c.slot]
+	defer l.account(q, q.pending())
 	delete(l.outs, c.slot)
 	c.flags &^= flagOut
 	q.release(&l.pool)
@@ -662,3 +678,7 @@ func (l *Loop) Teardown() {
 		}
 	}
 }
+
+// Timers is the number of entries in the loop's timing wheel (stale ones
+// included until they are dropped).
+func (l *Loop) Timers() int { return l.w.Len() }

@@ -37,10 +37,14 @@ func (q *outQueue) pending() int { return q.n + int(q.pongLen) }
 
 func (q *outQueue) empty() bool { return q.n == 0 && q.pongLen == 0 }
 
-// blockPool is a loop's free blocks.
-type blockPool struct{ free [][]byte }
+// blockPool is a loop's free blocks; inUse counts those held by queues.
+type blockPool struct {
+	free  [][]byte
+	inUse int
+}
 
 func (p *blockPool) get() []byte {
+	p.inUse++
 	if n := len(p.free); n > 0 {
 		b := p.free[n-1]
 		p.free[n-1] = nil
@@ -51,6 +55,7 @@ func (p *blockPool) get() []byte {
 }
 
 func (p *blockPool) put(b []byte) {
+	p.inUse--
 	if len(p.free) < maxFreeOutBlocks {
 		p.free = append(p.free, b[:0])
 	}

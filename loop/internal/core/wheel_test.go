@@ -235,3 +235,48 @@ func TestWheelDropsRecentStaleEntries(t *testing.T) {
 		t.Fatalf("fired %d (Len %d), want 10 and 0", fired, w.Len())
 	}
 }
+
+// Entries added and cancelled within one tick are dropped without ever
+// being placed, however often Advance runs in that tick; an entry already
+// due fires at the next Advance, without waiting for the tick.
+func TestWheelRecentEntriesWaitForTheTick(t *testing.T) {
+	w := newWheel(100*time.Millisecond, 16, 0)
+	live := map[uint64]int64{}
+	w.Stale = func(k uint64, at int64) bool { return live[k] != at }
+	var fired []uint64
+	fire := func(k uint64, at int64) {
+		if live[k] == at {
+			fired = append(fired, k)
+			delete(live, k)
+		}
+	}
+	for k := uint64(0); k < 100; k++ {
+		live[k] = 10_000 * ms
+		w.Add(k, 10_000*ms)
+		w.Advance(int64(k)*ms/2, fire) // many loop iterations within the first tick
+		delete(live, k)                // the request arrived
+	}
+	for i, b := range w.slots {
+		if b != nil {
+			t.Fatalf("slot %d holds entries before the tick ended", i)
+		}
+	}
+	live[500] = 1
+	w.Add(500, 1) // as soon as possible
+	if next := w.Next(); next > 60*ms {
+		t.Fatalf("Next = %d ms with an entry due, want now", next/ms)
+	}
+	w.Advance(60*ms, fire)
+	if len(fired) != 1 || fired[0] != 500 {
+		t.Fatalf("fired %v, want [500] at once", fired)
+	}
+	w.Advance(100*ms, fire) // the tick: the cancelled entries are dropped
+	if w.Len() != 0 {
+		t.Fatalf("Len = %d after the tick, want 0", w.Len())
+	}
+	for i, b := range w.slots {
+		if b != nil {
+			t.Fatalf("slot %d holds entries after the tick", i)
+		}
+	}
+}

@@ -288,6 +288,9 @@ func (d *loop) acceptReady() {
 // serve starts a server-role connection on an accepted socket.
 func (d *loop) serve(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if n := d.e.opts.SendBuffer; n > 0 {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+	}
 	c := d.core.NewConn(fd)
 	if err := d.p.Add(fd, c.Slot(), true, false); err != nil {
 		unix.Close(fd)

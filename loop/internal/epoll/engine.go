@@ -76,7 +76,7 @@ func New(o *core.Options) (core.Engine, error) {
 
 func newEngine(o *core.Options) (*engine, error) {
 	if o.TLS != nil {
-		return nil, errors.New("TLS is not supported by the epoll engine yet: use the goroutine engine or terminate TLS in a proxy")
+		return nil, errors.New("TLS is not supported by the epoll engine yet: use -engine goroutine (Options.Engine \"goroutine\") or terminate TLS in a proxy")
 	}
 	capacity, err := core.ConnLimit(o.MaxConns, o.Loops)
 	if err != nil {
@@ -241,3 +241,7 @@ func (e *engine) Wait() error {
 	defer e.mu.Unlock()
 	return e.err
 }
+
+// SetAccept replaces accept(2) for an engine that is not listening yet:
+// tests simulate EMFILE with it.
+func SetAccept(e core.Engine, accept func(lfd int) (int, error)) { e.(*engine).accept = accept }

@@ -1,6 +1,7 @@
 package goroutine
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -114,6 +115,15 @@ func (l *gloop) unlock() {
 // serve starts a connection on this loop (from the accept loop).
 func (l *gloop) serve(nc net.Conn) {
 	gc := &goConn{l: l, nc: nc}
+	if n := l.e.opts.SendBuffer; n > 0 {
+		if tc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
+			_ = tc.SetWriteBuffer(n)
+		} else if tc, ok := nc.(*tls.Conn); ok {
+			if raw, ok := tc.NetConn().(*net.TCPConn); ok {
+				_ = raw.SetWriteBuffer(n)
+			}
+		}
+	}
 	l.mu.Lock()
 	if l.stop {
 		l.mu.Unlock()
@@ -187,6 +197,9 @@ func (gc *goConn) flush(who uint8) {
 		l.mu.Lock()
 		gc.owner = ownerNone
 		gc.wbuf = gc.wbuf[:0]
+		if cap(gc.wbuf) > readBuffer {
+			gc.wbuf = nil // an idle connection keeps no large buffer
+		}
 		if gc.closeAfter {
 			gc.nc.Close()
 			l.mu.Unlock()

@@ -32,8 +32,9 @@ func init() { core.Register("goroutine", New) }
 
 const (
 	readBuffer = 4 << 10
-	// writeChunk bounds what a writer takes from the core at once.
-	writeChunk = 64 << 10
+	// writeChunk bounds what a writer takes from the core at once: like a
+	// socket buffer, it lets a burst through while the writer works.
+	writeChunk = 256 << 10
 )
 
 type engine struct {

@@ -167,6 +167,7 @@ func Writev(fd int, bufs [][]byte) (int, error) {
 		} else {
 			n, err = writev(fd, bufs)
 		}
+		n = max(n, 0) // the system returns -1 with its error
 		switch err {
 		case nil:
 			return n, nil

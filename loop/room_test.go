@@ -1,0 +1,197 @@
+package loop
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsloop/wsloop/session"
+)
+
+// fakeExecutor records the tasks a Room posts; it never runs them.
+type fakeExecutor struct {
+	mu    sync.Mutex
+	calls [][]uint64
+}
+
+func (x *fakeExecutor) Execute(id uint64, fn func(c *session.Conn), missed func(), cost int) error {
+	return x.ExecuteAll([]uint64{id}, fn, cost)
+}
+
+func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(c *session.Conn), cost int) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.calls = append(x.calls, ids) // kept as given: the Room must not change it later
+	return nil
+}
+
+func (x *fakeExecutor) last() []uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if len(x.calls) == 0 {
+		return nil
+	}
+	return x.calls[len(x.calls)-1]
+}
+
+func sorted(ids []uint64) []uint64 {
+	s := append([]uint64(nil), ids...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s
+}
+
+func equalIDs(a, b []uint64) bool {
+	a, b = sorted(a), sorted(b)
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRoomGroupsByExecutor(t *testing.T) {
+	a, b := &fakeExecutor{}, &fakeExecutor{}
+	r := NewRoom()
+	for _, id := range []uint64{1, 2, 3} {
+		r.Join(session.NewHandle(a, id))
+	}
+	r.Join(session.NewHandle(b, 1)) // same id, other executor: another member
+	r.Join(session.NewHandle(b, 9))
+	r.Join(session.NewHandle(a, 2)) // twice: once
+	r.Join(session.Handle{})        // zero: ignored
+	if r.Len() != 5 {
+		t.Fatalf("Len = %d, want 5", r.Len())
+	}
+	r.Publish(session.Text, []byte("hi"))
+	if len(a.calls) != 1 || len(b.calls) != 1 {
+		t.Fatalf("ExecuteAll calls: a %d, b %d; want one each", len(a.calls), len(b.calls))
+	}
+	if !equalIDs(a.last(), []uint64{1, 2, 3}) || !equalIDs(b.last(), []uint64{1, 9}) {
+		t.Fatalf("ids: a %v, b %v", a.last(), b.last())
+	}
+
+	// Changes after a Publish must not touch the list handed to it.
+	handed := a.last()
+	snapshot := append([]uint64(nil), handed...)
+	r.Leave(session.NewHandle(a, 1))
+	r.Join(session.NewHandle(a, 4))
+	r.Leave(session.NewHandle(a, 77)) // unknown: ignored
+	r.Leave(session.NewHandle(&fakeExecutor{}, 1))
+	for i := range snapshot {
+		if handed[i] != snapshot[i] {
+			t.Fatalf("a published id list changed under its task: %v, was %v", handed, snapshot)
+		}
+	}
+	if r.Len() != 5 {
+		t.Fatalf("Len = %d, want 5", r.Len())
+	}
+	r.Publish(session.Binary, []byte{1})
+	if !equalIDs(a.last(), []uint64{2, 3, 4}) {
+		t.Fatalf("after leave/join: %v", a.last())
+	}
+	r.Leave(session.NewHandle(b, 1))
+	r.Leave(session.NewHandle(b, 9))
+	r.Publish(session.Text, nil)
+	if len(b.calls) != 2 {
+		t.Fatalf("an empty group was published to: %d calls", len(b.calls))
+	}
+	if r.Len() != 3 {
+		t.Fatalf("Len = %d, want 3", r.Len())
+	}
+}
+
+func TestRoomConcurrentUse(t *testing.T) {
+	x := &fakeExecutor{}
+	r := NewRoom()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				h := session.NewHandle(x, uint64(g*1000+i))
+				r.Join(h)
+				if i%3 == 0 {
+					r.Publish(session.Text, []byte("x"))
+				}
+				if i%2 == 0 {
+					r.Leave(h)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if r.Len() != 4*250 {
+		t.Fatalf("Len = %d, want %d", r.Len(), 4*250)
+	}
+	r.Publish(session.Text, []byte("final"))
+	if got := len(x.last()); got != 1000 {
+		t.Fatalf("final publish to %d ids, want 1000", got)
+	}
+}
+
+// TestRoomPublishAndLeave runs a room on real engines: every member gets a
+// publish once; a member that left gets nothing more.
+func TestRoomPublishAndLeave(t *testing.T) {
+	for _, engine := range myEngines {
+		t.Run(engine, func(t *testing.T) {
+			room := NewRoom()
+			h := session.HandlerFuncs{
+				Open: func(c *session.Conn) { room.Join(c.Handle()) },
+				Message: func(c *session.Conn, op session.Opcode, p []byte) {
+					if string(p) == "leave" {
+						room.Leave(c.Handle())
+						_ = c.Send(session.Text, []byte("left"))
+					}
+				},
+				Close: func(c *session.Conn, _ session.StatusCode, _ string, _ error) { room.Leave(c.Handle()) },
+			}
+			s := startServer(t, engine, h, Options{})
+			const N = 6
+			cs := make([]*websocket.Conn, N)
+			for i := range cs {
+				cs[i] = dial(t, wsURL(s, "/"), nil)
+			}
+			waitUntil(t, "all members", func() bool { return room.Len() == N })
+			ctx, cancel := context.WithTimeout(context.Background(), testWait)
+			defer cancel()
+			room.Publish(session.Text, []byte("one"))
+			for i, c := range cs {
+				if _, p, err := c.Read(ctx); err != nil || string(p) != "one" {
+					t.Fatalf("client %d: %q, %v", i, p, err)
+				}
+			}
+			if err := cs[0].Write(ctx, websocket.MessageText, []byte("leave")); err != nil {
+				t.Fatal(err)
+			}
+			if _, p, err := cs[0].Read(ctx); err != nil || string(p) != "left" {
+				t.Fatalf("leave reply: %q, %v", p, err)
+			}
+			if room.Len() != N-1 {
+				t.Fatalf("Len after leave = %d", room.Len())
+			}
+			room.Publish(session.Text, []byte("two"))
+			for i, c := range cs[1:] {
+				if _, p, err := c.Read(ctx); err != nil || string(p) != "two" {
+					t.Fatalf("client %d: %q, %v", i+1, p, err)
+				}
+			}
+			short, cancel2 := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel2()
+			if _, p, err := cs[0].Read(short); err == nil {
+				t.Fatalf("a client that left got %q", p)
+			}
+			// A client that goes away leaves through OnClose.
+			cs[1].CloseNow()
+			waitUntil(t, "the room to shrink", func() bool { return room.Len() == N-2 })
+		})
+	}
+}
