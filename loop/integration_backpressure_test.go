@@ -385,4 +385,3 @@ func TestIntegrationQueueFollowsPacingPeer(t *testing.T) {
 		ts.finish()
 	})
 }
-
