@@ -376,3 +376,36 @@ func TestCoreEchoAllocs(t *testing.T) {
 	}
 	_ = runtime.NumGoroutine
 }
+
+// An idle connection whose next deadline is far (the keepalive ping) holds
+// no wheel entry: the loop's sweep watches it and hands the deadline to the
+// wheel in time, so the ping still goes out when it is due.
+func TestFarDeadlinesAreSweptNotInTheWheel(t *testing.T) {
+	defer func(p, h int64) { sweepPeriod, sweepHorizon = p, h }(sweepPeriod, sweepHorizon)
+	sweepPeriod, sweepHorizon = int64(50*time.Millisecond), int64(150*time.Millisecond)
+	l, d := testLoop(t, &session.Config{PingInterval: 600 * time.Millisecond}, session.HandlerFuncs{})
+	start := time.Now()
+	c := open(t, l, d, 1)
+	for time.Since(start) < 250*time.Millisecond {
+		time.Sleep(10 * time.Millisecond)
+		l.Advance()
+	}
+	if !c.has(flagSwept) || l.swept != 1 || l.Timers() != 0 {
+		t.Fatalf("idle: swept %v (%d), %d wheel entries; want the sweep to hold it and the wheel empty", c.has(flagSwept), l.swept, l.Timers())
+	}
+	for len(d.out[1]) == 0 && time.Since(start) < 2*time.Second {
+		time.Sleep(10 * time.Millisecond)
+		l.Advance()
+	}
+	el := time.Since(start)
+	if !bytes.Equal(d.out[1], []byte{0x89, 0x00}) {
+		t.Fatalf("after %v: wrote % x, want the keepalive ping", el, d.out[1])
+	}
+	if el < 590*time.Millisecond || el > 900*time.Millisecond {
+		t.Fatalf("ping after %v, want at its deadline (600 ms, a tick late at most)", el)
+	}
+	l.finish(c, nil)
+	if l.swept != 0 {
+		t.Fatalf("swept %d after the connection went", l.swept)
+	}
+}

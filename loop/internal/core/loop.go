@@ -25,6 +25,15 @@ const maxKeepOut = 256 << 10
 // keyDial marks wheel keys of dial deadlines (the rest is the conn's id).
 const keyDial = 1 << 63
 
+// Far deadlines (a keepalive ping 30 s away, an idle timeout) are not put
+// in the wheel, where each would cost an entry (16 bytes) per idle
+// connection: a sweep of the table every sweepPeriod hands each to the
+// wheel once it is within sweepHorizon, so it still fires on time.
+var (
+	sweepPeriod  = int64(time.Second)
+	sweepHorizon = int64(3 * time.Second)
+)
+
 // Loop is one event loop's connections and everything the engines share
 // about them: the connection table, the calls into each connection's
 // machine and what follows them (writes, queues, closes, timers), the task
@@ -49,6 +58,9 @@ type Loop struct {
 	iov    [][]byte
 
 	dials map[int32]*dialState
+
+	swept   int   // conns with flagSwept
+	sweepAt int64 // when the next sweep is due (0: none)
 
 	// What the loop's queues hold, for Group.Queued (from any goroutine):
 	// pending bytes, and the memory of their blocks.
@@ -108,12 +120,34 @@ func (l *Loop) Pending() bool { return l.q.pending() }
 func (l *Loop) RunTasks() { l.q.drain(l.taskFn) }
 
 // Advance runs the timers that are due.
-func (l *Loop) Advance() { l.w.Advance(Now(), l.fireFn) }
+func (l *Loop) Advance() {
+	now := Now()
+	l.w.Advance(now, l.fireFn)
+	if l.swept > 0 && now >= l.sweepAt {
+		l.sweep(now)
+	}
+}
+
+// sweep hands the far deadlines that came near to the wheel.
+func (l *Loop) sweep(now int64) {
+	l.t.each(func(c *Conn) {
+		if c.has(flagSwept) && l.nextAt(c, now)-now <= sweepHorizon {
+			l.rearm(c)
+		}
+	})
+	l.sweepAt = 0
+	if l.swept > 0 {
+		l.sweepAt = now + sweepPeriod
+	}
+}
 
 // Timeout is how long the loop may sleep before Advance has work: in
 // milliseconds, -1 for no limit.
 func (l *Loop) Timeout() int {
 	next := l.w.Next()
+	if l.swept > 0 && (next < 0 || l.sweepAt < next) {
+		next = l.sweepAt
+	}
 	if next < 0 {
 		return -1
 	}
@@ -460,6 +494,7 @@ func (l *Loop) finish(c *Conn, err error) {
 	}
 	c.flags |= flagClosed
 	l.drv.Close(c)
+	l.unsweep(c)
 	if c.has(flagOut) {
 		l.dropQueue(c)
 	}
@@ -479,10 +514,9 @@ func (l *Loop) finish(c *Conn, err error) {
 	l.g.release(l)
 }
 
-// rearm asks the wheel for c's next decision point: its machine's
-// deadline, the write timeout of its queue, or the end of its linger.
-func (l *Loop) rearm(c *Conn) {
-	now := Now()
+// nextAt is c's next decision point: its machine's deadline, the write
+// timeout of its queue, or the end of its linger (0: none).
+func (l *Loop) nextAt(c *Conn, now int64) int64 {
 	var at int64
 	if c.has(flagStarted) && !c.has(flagCloseReq) {
 		at = c.m.Deadline(now)
@@ -498,13 +532,40 @@ func (l *Loop) rearm(c *Conn) {
 			}
 		}
 	}
+	return at
+}
+
+// rearm asks for c's next decision point: from the wheel when it is near,
+// from the loop's sweep when it is far.
+func (l *Loop) rearm(c *Conn) {
+	now := Now()
+	at := l.nextAt(c, now)
+	if at != 0 && at-now > sweepHorizon {
+		c.timer = 0 // a wheel entry, if any, is stale from now on
+		if !c.has(flagSwept) {
+			c.flags |= flagSwept
+			l.swept++
+			if l.sweepAt == 0 {
+				l.sweepAt = now + sweepPeriod
+			}
+		}
+		return
+	}
+	l.unsweep(c)
 	if at == 0 {
-		c.timer = 0 // the wheel's entry, if any, is stale from now on
+		c.timer = 0
 		return
 	}
 	if s := msStamp(at); s != c.timer {
 		c.timer = s
 		l.w.Add(c.ID(), at)
+	}
+}
+
+func (l *Loop) unsweep(c *Conn) {
+	if c.has(flagSwept) {
+		c.flags &^= flagSwept
+		l.swept--
 	}
 }
 

@@ -31,6 +31,7 @@ const (
 	flagConnecting                    // client: connect in progress, no machine yet
 	flagDialing                       // client: handshake in progress, dial state in the loop's dials
 	flagStarted                       // the machine was started (server or client)
+	flagSwept                         // its next deadline is far: the loop's sweep watches it, not the wheel
 )
 
 // FD returns the driver's handle for the connection's socket.
