@@ -173,67 +173,40 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func (c *Config) maxMessage() int {
-	if c.MaxMessage <= 0 {
-		return DefaultMaxMessage
+// positive is v, or def when v is zero or negative.
+func positive[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
 	}
-	return int(min(int64(c.MaxMessage), maxMessageCap))
+	return v
 }
 
-func (c *Config) maxRequestHeader() int {
-	if c.MaxRequestHeader <= 0 {
-		return DefaultMaxRequestHeader
-	}
-	return c.MaxRequestHeader
-}
-
-func (c *Config) highWater() int {
-	if c.HighWater <= 0 {
-		return DefaultHighWater
-	}
-	return c.HighWater
-}
-
-func (c *Config) handshakeTimeout() time.Duration {
-	if c.HandshakeTimeout <= 0 {
-		return DefaultHandshakeTimeout
-	}
-	return c.HandshakeTimeout
-}
-
-func (c *Config) pingInterval() time.Duration {
-	switch {
-	case c.PingInterval == 0:
-		return DefaultPingInterval
-	case c.PingInterval < 0:
+// optional is v, def when v is zero, and 0 (off) when v is negative.
+func optional(v, def time.Duration) time.Duration {
+	if v < 0 {
 		return 0
 	}
-	return c.PingInterval
+	return positive(v, def)
 }
 
-func (c *Config) pongTimeout() time.Duration {
-	if c.PongTimeout <= 0 {
-		return DefaultPongTimeout
-	}
-	return c.PongTimeout
+func (c *Config) maxMessage() int {
+	return int(min(int64(positive(c.MaxMessage, DefaultMaxMessage)), maxMessageCap))
 }
 
-func (c *Config) closeTimeout() time.Duration {
-	if c.CloseTimeout <= 0 {
-		return DefaultCloseTimeout
-	}
-	return c.CloseTimeout
+func (c *Config) maxRequestHeader() int { return positive(c.MaxRequestHeader, DefaultMaxRequestHeader) }
+func (c *Config) highWater() int        { return positive(c.HighWater, DefaultHighWater) }
+
+func (c *Config) handshakeTimeout() time.Duration {
+	return positive(c.HandshakeTimeout, DefaultHandshakeTimeout)
 }
+
+func (c *Config) pingInterval() time.Duration { return optional(c.PingInterval, DefaultPingInterval) }
+func (c *Config) pongTimeout() time.Duration  { return positive(c.PongTimeout, DefaultPongTimeout) }
+func (c *Config) closeTimeout() time.Duration { return positive(c.CloseTimeout, DefaultCloseTimeout) }
 
 // WriteTimeoutOrDefault is the effective WriteTimeout (0: never), for engines.
 func (c *Config) WriteTimeoutOrDefault() time.Duration {
-	switch {
-	case c.WriteTimeout == 0:
-		return DefaultWriteTimeout
-	case c.WriteTimeout < 0:
-		return 0
-	}
-	return c.WriteTimeout
+	return optional(c.WriteTimeout, DefaultWriteTimeout)
 }
 
 // maxMessageCap bounds MaxMessage (2 GiB - 1) so that a frame's length fits
