@@ -18,12 +18,6 @@ func TestIntegrationTLS(t *testing.T) {
 	tc := testcert.New(t)
 	forEachEngine(t, func(t *testing.T, engine string) {
 		tlsConf := tc.ServerConfig()
-		if engine != "goroutine" {
-			if _, err := loop.NewServer(echoRecorder(), loop.Options{Engine: engine, TLSConfig: tlsConf}); err == nil {
-				t.Fatalf("NewServer with a TLSConfig on %s succeeded; only the goroutine engine serves TLS", engine)
-			}
-			return
-		}
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.TLSConfig = tlsConf })
 		tr := &http.Transport{TLSClientConfig: tc.ClientConfig()}
 		defer tr.CloseIdleConnections()

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -154,11 +155,20 @@ func TestNewServerRejectsUnknownEngine(t *testing.T) {
 	}
 }
 
-func TestNewServerTLSNeedsGoroutineEngine(t *testing.T) {
-	cfg := testcert.New(t).ServerConfig()
-	_, err := NewServer(echoHandler(), Options{Engine: "gnet", TLSConfig: cfg, Logger: quietLogger()})
-	if err == nil || !strings.Contains(err.Error(), "-engine goroutine") {
-		t.Fatalf("NewServer(gnet, TLS) = %v, want an error advising -engine goroutine", err)
+// Every engine serves TLS; a config that cannot serve is refused at
+// NewServer, not at the first handshake.
+func TestNewServerChecksTLSConfig(t *testing.T) {
+	for _, engine := range []string{"epoll", "gnet", "goroutine"} {
+		s, err := NewServer(echoHandler(), Options{Engine: engine, TLSConfig: testcert.New(t).ServerConfig(), Logger: quietLogger()})
+		if err != nil {
+			t.Fatalf("NewServer(%s, TLS): %v", engine, err)
+		}
+		_ = s.Shutdown(context.Background())
+		for _, bad := range []*tls.Config{{}, {Certificates: testcert.New(t).ServerConfig().Certificates, MaxVersion: tls.VersionTLS11}} {
+			if _, err := NewServer(echoHandler(), Options{Engine: engine, TLSConfig: bad, Logger: quietLogger()}); err == nil {
+				t.Errorf("NewServer(%s) accepted TLS config %+v", engine, bad)
+			}
+		}
 	}
 }
 

@@ -121,6 +121,16 @@ type Stats struct {
 	SlowClosed     atomic.Uint64 // connections closed by OverflowClose1008/1013 or WriteTimeout
 	ProtocolErrors atomic.Uint64 // connections failed for a peer's protocol violation
 	Panics         atomic.Uint64 // handler, hook and task panics recovered
+
+	// TLS, counted by the engine core below the session (wss/https):
+	// handshakes completed; failed (not TLS, a plain HTTP request, a
+	// broken or refused handshake, a peer that left); cut at
+	// HandshakeTimeout (stalled peers); and those that waited for a place
+	// because the most handshakes were in progress.
+	TLSHandshakes        atomic.Uint64
+	TLSHandshakeErrors   atomic.Uint64
+	TLSHandshakeTimeouts atomic.Uint64
+	TLSHandshakeWaits    atomic.Uint64
 }
 
 // Normalize replaces zero limits and timeouts with their defaults. Call it
@@ -203,6 +213,10 @@ func (c *Config) handshakeTimeout() time.Duration {
 func (c *Config) pingInterval() time.Duration { return optional(c.PingInterval, DefaultPingInterval) }
 func (c *Config) pongTimeout() time.Duration  { return positive(c.PongTimeout, DefaultPongTimeout) }
 func (c *Config) closeTimeout() time.Duration { return positive(c.CloseTimeout, DefaultCloseTimeout) }
+
+// HandshakeTimeoutOrDefault is the effective HandshakeTimeout, for engines
+// (the TLS handshake below the session has the same bound).
+func (c *Config) HandshakeTimeoutOrDefault() time.Duration { return c.handshakeTimeout() }
 
 // WriteTimeoutOrDefault is the effective WriteTimeout (0: never), for engines.
 func (c *Config) WriteTimeoutOrDefault() time.Duration {

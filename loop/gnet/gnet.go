@@ -69,9 +69,6 @@ type engine struct {
 
 // New makes a gnet engine.
 func New(o *core.Options) (core.Engine, error) {
-	if o.TLS != nil {
-		return nil, errors.New("TLS is not supported by the gnet engine yet: use -engine goroutine (Options.Engine \"goroutine\") or terminate TLS in a proxy")
-	}
 	capacity, err := core.ConnLimit(o.MaxConns, o.Loops)
 	if err != nil {
 		return nil, err
@@ -82,6 +79,9 @@ func New(o *core.Options) (core.Engine, error) {
 		e.log = slog.Default()
 	}
 	e.g = core.NewGroup(o.Config, capacity, e.log)
+	if err := e.g.UseTLS(o.TLS); err != nil {
+		return nil, err
+	}
 	for i := 0; i < max(o.Loops, 1); i++ {
 		l := &gloop{e: e}
 		l.drainTask = gnet.RunnableFunc(func(context.Context) error { l.core.RunTasks(); return nil })

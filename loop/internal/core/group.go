@@ -2,7 +2,9 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +24,13 @@ type Group struct {
 	count  atomic.Int64 // connections holding a place (claimed), on every loop
 	max    int64
 	linger time.Duration
+
+	// TLS (UseTLS): the config every connection speaks, the handshake pool.
+	tls       *tls.Config
+	tlsClient bool
+	hs        *handshakePool
+	tlsMu     sync.Mutex
+	tlsByName map[string]*tls.Config // client configs by server name (clientTLS)
 
 	// OnRelease, when set, is called on a loop's goroutine each time one of
 	// its connections gives its place back (the epoll engine resumes
@@ -131,6 +140,7 @@ func (g *Group) Shutdown(ctx context.Context, stopAccept, stopLoops func()) erro
 		}
 	}
 	stopLoops()
+	g.StopHandshakes()
 	return err
 }
 

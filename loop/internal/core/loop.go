@@ -59,6 +59,13 @@ type Loop struct {
 
 	dials map[int32]*dialState
 
+	// TLS connections' state by slot (flagTLS), and the loop's buffers for
+	// them: records being read, their plaintext, ciphertext being sent.
+	tlss   map[int32]*tlsConn
+	rec    []byte
+	plain  []byte
+	tlsOut []byte
+
 	swept   int   // conns with flagSwept
 	sweepAt int64 // when the next sweep is due (0: none)
 
@@ -184,8 +191,13 @@ func (l *Loop) Discard(c *Conn) {
 	l.g.release(l)
 }
 
-// StartServer starts a server-role connection on an accepted socket.
+// StartServer starts a server-role connection on an accepted socket (with
+// the TLS handshake first when the group speaks TLS).
 func (l *Loop) StartServer(c *Conn) {
+	if l.g.tls != nil {
+		l.startTLS(c, "")
+		return
+	}
 	c.flags |= flagStarted
 	c.m.InitServer(l.prep(c), l.g.cfg)
 	l.settle(c)
@@ -194,7 +206,14 @@ func (l *Loop) StartServer(c *Conn) {
 // Input hands bytes read from c's socket to its machine. p may be modified
 // in place and is not retained.
 func (l *Loop) Input(c *Conn, p []byte) {
-	if !c.live() || !c.has(flagStarted) || c.has(flagCloseReq) {
+	if !c.live() || c.has(flagCloseReq) {
+		return
+	}
+	if c.has(flagTLS) {
+		l.tlsInput(c, p)
+		return
+	}
+	if !c.has(flagStarted) {
 		return
 	}
 	c.m.Feed(l.prep(c), p)
@@ -212,8 +231,12 @@ func (l *Loop) Writable(c *Conn) {
 	}
 	q := l.outs[c.slot]
 	defer l.account(q, q.pending())
+	tlsc := c.has(flagTLS)
 	for !q.empty() {
-		bufs := q.iovecs(l.iov)
+		if tlsc && q.n == 0 && q.pongLen > 0 {
+			l.sealPong(l.tlss[c.slot], q) // its turn: sealed now, in order
+		}
+		bufs := q.iovecs(l.iov, !tlsc)
 		want := 0
 		for _, b := range bufs {
 			want += len(b)
@@ -240,8 +263,10 @@ func (l *Loop) Writable(c *Conn) {
 		l.finish(c, nil)
 		return
 	}
-	c.m.Drained(l.prep(c))
-	l.settle(c)
+	if c.has(flagStarted) {
+		c.m.Drained(l.prep(c))
+		l.settle(c)
+	}
 	if c.live() && !c.has(flagOut) {
 		l.rearm(c) // the write timeout no longer applies
 	}
@@ -264,6 +289,9 @@ func (l *Loop) Hangup(c *Conn, err error) {
 	if c.has(flagConnecting) {
 		l.ConnectFailed(c, err)
 		return
+	}
+	if c.has(flagTLSHS) {
+		l.countTLS(c, false) // the peer left (or broke) mid-handshake
 	}
 	if err == ErrWriteTimeout {
 		if st := c.m.Config().Stats; st != nil {
@@ -292,6 +320,11 @@ func (l *Loop) Connected(c *Conn) {
 		return
 	}
 	ds := l.dials[c.slot]
+	if l.g.tls != nil {
+		c.flags = c.flags&^flagConnecting | flagDialing
+		l.startTLS(c, serverNameOf(ds.req.Host)) // InitClient once it is done
+		return
+	}
 	c.flags = c.flags&^flagConnecting | flagDialing | flagStarted
 	c.m.InitClient(l.prep(c), l.g.cfg, ds.req, ds.h)
 	l.settle(c)
@@ -352,12 +385,18 @@ func (l *Loop) settle(c *Conn) {
 	if !c.live() {
 		return
 	}
-	if c.has(flagDialing) && c.m.State() != session.StateHandshake {
+	if c.has(flagDialing) && c.has(flagStarted) && c.m.State() != session.StateHandshake {
 		c.flags &^= flagDialing
 		delete(l.dials, c.slot)
 	}
-	if closeReq {
+	if closeReq && !c.has(flagCloseReq) {
 		c.flags |= flagCloseReq
+		if c.has(flagTLS) {
+			l.closeNotify(c) // behind the machine's last bytes
+			if !c.live() {
+				return
+			}
+		}
 	}
 	if c.has(flagCloseReq) {
 		if !c.has(flagOut) {
@@ -375,6 +414,10 @@ func (l *Loop) settle(c *Conn) {
 // send writes a call's output: straight to the socket when nothing waits,
 // else behind what waits.
 func (l *Loop) send(c *Conn, io *session.IO) {
+	if c.has(flagTLS) {
+		l.sendTLS(c, io)
+		return
+	}
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
 		defer l.account(q, q.pending())
@@ -413,6 +456,33 @@ func (l *Loop) send(c *Conn, io *session.IO) {
 	} else {
 		q.append(io.Pong[n-len(io.Out):], &l.pool) // a pong cut in two: the rest as bytes
 	}
+	if l.setWrite(c, true) {
+		l.rearm(c) // the write timeout
+	}
+}
+
+// sendRaw sends bytes that are ready for the socket (ciphertext, or a
+// plain answer to a connection without a machine) behind what waits.
+func (l *Loop) sendRaw(c *Conn, p []byte) {
+	if c.has(flagOut) {
+		q := l.outs[c.slot]
+		defer l.account(q, q.pending())
+		q.append(p, &l.pool)
+		return
+	}
+	bufs := append(l.iov[:0], p)
+	n, err := l.drv.Write(c, bufs)
+	clear(bufs)
+	if err != nil {
+		l.finish(c, err)
+		return
+	}
+	if n == len(p) {
+		return
+	}
+	q := l.newQueue(c)
+	defer l.account(q, 0)
+	q.append(p[n:], &l.pool)
 	if l.setWrite(c, true) {
 		l.rearm(c) // the write timeout
 	}
@@ -467,7 +537,7 @@ func (l *Loop) lingering(c *Conn) {
 // interest tells the driver what c waits for now; false when c was
 // finished for the driver's error.
 func (l *Loop) interest(c *Conn) bool {
-	read := !c.has(flagNoRead | flagCloseReq)
+	read := !c.has(flagNoRead | flagCloseReq | flagTLSPause)
 	if err := l.drv.Interest(c, read, c.has(flagWrite)); err != nil {
 		l.finish(c, err)
 		return false
@@ -498,8 +568,19 @@ func (l *Loop) finish(c *Conn, err error) {
 	if c.has(flagOut) {
 		l.dropQueue(c)
 	}
+	if c.has(flagTLS) {
+		l.dropTLS(c)
+	}
+	var ds *dialState
 	if c.has(flagDialing) {
+		ds = l.dials[c.slot]
 		delete(l.dials, c.slot)
+	}
+	if !c.has(flagStarted) && ds != nil {
+		// A client whose TLS handshake failed: its machine never started,
+		// so its handler hears of it directly.
+		c.m.FailClient(l.prep(c), ds.h, err)
+		l.io.Reset()
 	}
 	if c.has(flagStarted) {
 		c.m.Closed(l.prep(c), err)
@@ -520,6 +601,9 @@ func (l *Loop) nextAt(c *Conn, now int64) int64 {
 	var at int64
 	if c.has(flagStarted) && !c.has(flagCloseReq) {
 		at = c.m.Deadline(now)
+	}
+	if c.has(flagTLSHS) {
+		at = l.tlss[c.slot].mc.hs.deadline
 	}
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
@@ -613,6 +697,13 @@ func (l *Loop) fire(key uint64, at int64) {
 			return
 		}
 	}
+	if c.has(flagTLSHS) && now >= l.tlss[c.slot].mc.hs.deadline {
+		if st := l.g.cfg.Stats; st != nil {
+			st.TLSHandshakeTimeouts.Add(1)
+		}
+		l.finish(c, ErrTLSHandshakeTimeout)
+		return
+	}
 	if c.has(flagStarted) && !c.has(flagCloseReq) {
 		c.m.Tick(l.prep(c))
 		l.settle(c)
@@ -637,6 +728,8 @@ func (l *Loop) dialTimeout(id uint64, at int64) {
 	switch {
 	case c.has(flagConnecting):
 		l.ConnectFailed(c, timedOut)
+	case c.has(flagTLSHS):
+		l.finish(c, timedOut)
 	case c.has(flagDialing) && c.m.State() == session.StateHandshake:
 		l.finish(c, timedOut)
 	}
@@ -717,6 +810,8 @@ func (l *Loop) goAway() {
 		switch {
 		case c.has(flagConnecting):
 			l.ConnectFailed(c, session.ErrClosed)
+		case c.has(flagTLSHS):
+			l.finish(c, session.ErrClosed)
 		case !c.has(flagStarted) || c.has(flagCloseReq):
 		case c.m.State() == session.StateOpen:
 			l.run(c, bye)

@@ -91,8 +91,10 @@ func (q *outQueue) commitPong(pool *blockPool) {
 	}
 }
 
-// iovecs returns the next buffers to write, at most maxIovecs, into dst.
-func (q *outQueue) iovecs(dst [][]byte) [][]byte {
+// iovecs returns the next buffers to write, at most maxIovecs, into dst;
+// the waiting pong comes last when withPong is set (a TLS connection seals
+// it first instead).
+func (q *outQueue) iovecs(dst [][]byte, withPong bool) [][]byte {
 	dst = dst[:0]
 	for i, b := range q.blocks {
 		if len(dst) == maxIovecs {
@@ -103,7 +105,7 @@ func (q *outQueue) iovecs(dst [][]byte) [][]byte {
 		}
 		dst = append(dst, b)
 	}
-	if q.pongLen > 0 && len(dst) < maxIovecs {
+	if withPong && q.pongLen > 0 && len(dst) < maxIovecs {
 		dst = append(dst, q.pong[:q.pongLen])
 	}
 	return dst

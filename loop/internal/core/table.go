@@ -32,6 +32,9 @@ const (
 	flagDialing                       // client: handshake in progress, dial state in the loop's dials
 	flagStarted                       // the machine was started (server or client)
 	flagSwept                         // its next deadline is far: the loop's sweep watches it, not the wheel
+	flagTLS                           // TLS: its state is in the loop's tlss[slot]
+	flagTLSHS                         // TLS handshake in progress (on the handshake pool); no machine yet
+	flagTLSPause                      // reading paused until the TLS handshake ends (too much input)
 )
 
 // FD returns the driver's handle for the connection's socket.

@@ -124,6 +124,7 @@ func (d *Dialer) Close() error {
 		d.e.stopped = true
 		d.e.mu.Unlock()
 		d.e.stopLoops()
+		d.e.g.StopHandshakes()
 		close(d.e.done)
 	})
 	return nil

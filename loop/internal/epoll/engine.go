@@ -75,9 +75,6 @@ func New(o *core.Options) (core.Engine, error) {
 }
 
 func newEngine(o *core.Options) (*engine, error) {
-	if o.TLS != nil {
-		return nil, errors.New("TLS is not supported by the epoll engine yet: use -engine goroutine (Options.Engine \"goroutine\") or terminate TLS in a proxy")
-	}
 	capacity, err := core.ConnLimit(o.MaxConns, o.Loops)
 	if err != nil {
 		return nil, fmt.Errorf("wsloop: %w", err)
@@ -87,6 +84,9 @@ func newEngine(o *core.Options) (*engine, error) {
 		e.log = slog.Default()
 	}
 	e.g = core.NewGroup(o.Config, capacity, e.log)
+	if err := e.g.UseTLS(o.TLS); err != nil {
+		return nil, fmt.Errorf("wsloop: %w", err)
+	}
 	e.g.OnRelease = e.released
 	for i := 0; i < max(o.Loops, 1); i++ {
 		p, err := netpoll.NewPoller()

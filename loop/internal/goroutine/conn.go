@@ -1,7 +1,6 @@
 package goroutine
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -118,10 +117,6 @@ func (l *gloop) serve(nc net.Conn) {
 	if n := l.e.opts.SendBuffer; n > 0 {
 		if tc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
 			_ = tc.SetWriteBuffer(n)
-		} else if tc, ok := nc.(*tls.Conn); ok {
-			if raw, ok := tc.NetConn().(*net.TCPConn); ok {
-				_ = raw.SetWriteBuffer(n)
-			}
 		}
 	}
 	l.mu.Lock()

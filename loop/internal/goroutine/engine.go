@@ -1,6 +1,6 @@
 // Package goroutine is the goroutine-per-connection engine: blocking I/O on
-// a net.Listener (with crypto/tls when configured), under the same core as
-// the event loops. It is the baseline the event loops are measured
+// a net.Listener, under the same core as the event loops (which also does
+// TLS when configured: this engine moves ciphertext like the others). It is the baseline the event loops are measured
 // against, and the engine for platforms without epoll or kqueue.
 //
 // Each connection has a reader goroutine with its own 4 KiB buffer; a
@@ -17,7 +17,6 @@ package goroutine
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -63,6 +62,9 @@ func New(o *core.Options) (core.Engine, error) {
 		e.log = slog.Default()
 	}
 	e.g = core.NewGroup(o.Config, capacity, e.log)
+	if err := e.g.UseTLS(o.TLS); err != nil {
+		return nil, err
+	}
 	for i := 0; i < max(o.Loops, 1); i++ {
 		l := &gloop{e: e, wake: make(chan struct{}, 1)}
 		l.core = e.g.AddLoop(l, l.signal)
@@ -77,9 +79,6 @@ func (e *engine) Listen(addr string) error {
 	ln, err := listen(addr)
 	if err != nil {
 		return err
-	}
-	if e.opts.TLS != nil {
-		ln = tls.NewListener(ln, e.opts.TLS)
 	}
 	e.ln = ln
 	for _, l := range e.loops {
@@ -124,9 +123,9 @@ func (e *engine) acceptLoop() {
 		}
 		if !e.g.Claim() {
 			// The socket buffer of a new connection is empty: this write
-			// does not block (a TLS connection gets no answer: its
-			// handshake would).
-			if _, isTLS := nc.(*tls.Conn); !isTLS {
+			// does not block (a TLS connection gets no answer: it would
+			// need a handshake).
+			if e.opts.TLS == nil {
 				_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 				_, _ = nc.Write(core.OverCapacityResponse)
 			}
