@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -18,14 +19,21 @@ type DialerOptions struct {
 	Loops int
 	// Session configures every connection (Role is forced to Client).
 	Session session.Config
-	// ConnectTimeout bounds connect plus handshake; default 10s.
+	// ConnectTimeout bounds connect plus handshakes (TLS and WebSocket);
+	// default 10s.
 	ConnectTimeout time.Duration
-	Logger         *slog.Logger
+	// TLSConfig makes every connection speak TLS (wss), with this config
+	// (cloned; ServerName defaults to the host of each request's Host, and
+	// TLS 1.2 is the minimum). Its RootCAs (or the system's roots) verify
+	// the servers; InsecureSkipVerify turns verification off, for tests.
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
 }
 
 // Dialer opens many client connections on event loops (the epoll/kqueue
-// engine): non-blocking connects, the opening handshake, masked frames. It
-// is what the load generator holds tens of thousands of sockets with.
+// engine): non-blocking connects, the TLS handshake when configured (off
+// the loops, like a server's), the opening handshake, masked frames. It is
+// what the load generator holds tens of thousands of sockets with.
 type Dialer struct {
 	d   *epoll.Dialer
 	cfg session.Config
@@ -48,7 +56,7 @@ func NewDialer(opts DialerOptions) (*Dialer, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
 	}
-	d, err := epoll.NewDialer(&core.Options{Loops: opts.Loops, Config: &dl.cfg, Logger: opts.Logger}, opts.ConnectTimeout)
+	d, err := epoll.NewDialer(&core.Options{Loops: opts.Loops, Config: &dl.cfg, Logger: opts.Logger, TLS: opts.TLSConfig}, opts.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,12 @@ func dialMute(t *testing.T, ts *testServer, path string) *mutePeer {
 	d := net.Dialer{Timeout: waitTimeout, Control: func(network, address string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 	}}
-	c, err := d.Dial("tcp", ts.addr)
+	tc, err := d.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	ts.addCloser(func() { c.Close() })
+	ts.addCloser(func() { tc.Close() })
+	c := ts.wrap(tc.(*net.TCPConn))
 	_ = c.SetWriteDeadline(time.Now().Add(waitTimeout))
 	if _, err := c.Write([]byte(handshakeRequest(path))); err != nil {
 		t.Fatalf("handshake: %v", err)
@@ -107,7 +108,11 @@ func TestIntegrationPingFlooder(t *testing.T) {
 		if ev.code != session.StatusAbnormal || !errors.Is(ev.err, loop.ErrWriteTimeout) {
 			t.Fatalf("flooder closed with %d %v, want 1006 and the write timeout", ev.code, ev.err)
 		}
-		if maxPending > hw+256 {
+		slack := int64(256)
+		if ts.tls != nil {
+			slack += tlsOverhead
+		}
+		if maxPending > hw+slack {
 			t.Fatalf("server held up to %d bytes for the flooder, HighWater %d", maxPending, hw)
 		}
 		if n := ts.stats.SlowClosed.Load(); n != 1 {
@@ -187,7 +192,11 @@ func TestIntegrationSlowRoomMembers(t *testing.T) {
 		}
 		waitFor(t, "every slow member closed", func() bool { return int(ts.stats.SlowClosed.Load()) == members })
 		growth := vmRSS(t) - rss0
-		if bound := int64(members) * (hw + 16<<10 + size); maxMem > bound {
+		bound := int64(members) * (hw + 16<<10 + size)
+		if ts.tls != nil {
+			bound += members * tlsQueueBlock
+		}
+		if maxMem > bound {
 			t.Fatalf("queues held up to %d bytes, bound %d", maxMem, bound)
 		}
 		rec.mu.Lock()

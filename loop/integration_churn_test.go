@@ -47,7 +47,7 @@ func TestIntegrationChurn(t *testing.T) {
 			go func() {
 				defer churn.Done()
 				for r := 0; r < rounds; r++ {
-					if err := churnOnce(ts.addr, (w+r)%4); err != nil {
+					if err := ts.churnOnce((w + r) % 4); err != nil {
 						errs <- fmt.Errorf("churner %d round %d: %w", w, r, err)
 						return
 					}
@@ -111,13 +111,14 @@ func TestIntegrationChurn(t *testing.T) {
 
 // churnOnce opens a raw connection, completes the handshake and leaves in
 // one of four ways.
-func churnOnce(addr string, how int) error {
-	c, err := net.DialTimeout("tcp", addr, waitTimeout)
+func (ts *testServer) churnOnce(how int) error {
+	nc, err := net.DialTimeout("tcp", ts.addr, waitTimeout)
 	if err != nil {
 		return err
 	}
-	tc := c.(*net.TCPConn)
-	defer tc.Close()
+	raw := nc.(*net.TCPConn)
+	defer raw.Close()
+	tc := ts.wrap(raw)
 	tc.SetDeadline(time.Now().Add(waitTimeout))
 	if _, err := tc.Write([]byte(handshakeRequest("/churn"))); err != nil {
 		return err
@@ -139,13 +140,13 @@ func churnOnce(addr string, how int) error {
 			}
 		}
 	case 1: // reset
-		tc.SetLinger(0)
+		raw.SetLinger(0)
 	case 2: // half a frame, then FIN
 		f := clientFrame(true, opText, []byte("half of this frame"))
 		tc.Write(f[:len(f)/2])
 	case 3: // a message, then reset without waiting
 		tc.Write(clientFrame(true, opText, []byte("hello")))
-		tc.SetLinger(0)
+		raw.SetLinger(0)
 	}
 	return nil
 }
@@ -324,7 +325,8 @@ func (ts *testServer) dialSlow(t *testing.T) *rawClient {
 	}
 	tc := c.(*net.TCPConn)
 	ts.addCloser(func() { tc.Close() })
-	rc := &rawClient{t: t, c: tc, br: bufio.NewReaderSize(tc, 4096)}
+	nc := ts.wrap(tc)
+	rc := &rawClient{t: t, c: nc, tcp: tc, br: bufio.NewReaderSize(nc, 4096)}
 	rc.write([]byte(handshakeRequest("/slow")))
 	rc.expectUpgrade()
 	return rc

@@ -36,7 +36,7 @@ func TestIntegrationDialer(t *testing.T) {
 				return session.Accept{}, nil
 			}
 		})
-		d, err := loop.NewDialer(loop.DialerOptions{Loops: 2})
+		d, err := loop.NewDialer(loop.DialerOptions{Loops: 2, TLSConfig: ts.tls})
 		if err != nil {
 			t.Fatalf("NewDialer: %v", err)
 		}
@@ -152,7 +152,7 @@ func TestIntegrationDialer(t *testing.T) {
 				held <- c
 			}
 		}()
-		d2, err := loop.NewDialer(loop.DialerOptions{Loops: 1, ConnectTimeout: 300 * time.Millisecond})
+		d2, err := loop.NewDialer(loop.DialerOptions{Loops: 1, ConnectTimeout: 300 * time.Millisecond, TLSConfig: ts.tls})
 		if err != nil {
 			t.Fatal(err)
 		}

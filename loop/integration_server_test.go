@@ -190,7 +190,7 @@ func TestIntegrationServerSide(t *testing.T) {
 		t.Run("close_then_FIN", func(t *testing.T) {
 			rc := open(t)
 			rc.write(clientFrame(true, opClose, closeBody(1001, "fin")))
-			rc.c.CloseWrite()
+			rc.closeWrite()
 			f := rc.mustFrame()
 			if f.op != opClose {
 				t.Fatalf("got op %d, want the close reply", f.op)

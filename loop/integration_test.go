@@ -8,12 +8,18 @@ package loop_test
 // This file holds the harness: server start and teardown with goroutine and
 // file-descriptor leak checks, a recording handler that checks the Handler
 // contract (OnClose exactly once, nothing after it), and the raw client.
+//
+// Every engine runs the suite twice: plain, and as "<engine>+tls", where
+// the server speaks TLS (the core's layer, below the session) and every
+// client of the harness (coder/websocket, the raw client, the Dialer)
+// speaks it too, so that each scenario also runs over wss.
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -31,13 +37,58 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/testcert"
 	"github.com/wsloop/wsloop/loop"
 	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
 )
 
-// engines are the engine names every integration test runs on.
-var engines = []string{"epoll", "gnet", "goroutine"}
+// engines are the engine names every integration test runs on: each plain
+// and over TLS.
+var engines = []string{"epoll", "gnet", "goroutine", "epoll+tls", "gnet+tls", "goroutine+tls"}
+
+// baseEngines are the engines without the TLS variants, for tests that are
+// about TLS themselves.
+var baseEngines = []string{"epoll", "gnet", "goroutine"}
+
+// splitEngine returns an engine list entry's engine and whether it is the
+// TLS variant.
+func splitEngine(name string) (engine string, overTLS bool) {
+	return strings.CutSuffix(name, "+tls")
+}
+
+// tlsOverhead bounds what TLS adds to a queue's bytes in the bounds tests
+// check: a queue holds ciphertext, up to 29 bytes more per record of at
+// most 16 KiB (TLS 1.2 AES-GCM; 22 in TLS 1.3), and a message may be sealed
+// in two records.
+const tlsOverhead = 2 * 29
+
+// tlsQueueBlock is the most memory a TLS connection's queue holds beyond a
+// plain one's: one block of sealed records being written (the core's
+// sealChunk).
+const tlsQueueBlock = 16 << 10
+
+// serverOptions are the options of a server on an engine list entry: its
+// engine, and a TLSConfig for a TLS variant.
+func serverOptions(t testing.TB, engine string) loop.Options {
+	base, overTLS := splitEngine(engine)
+	o := loop.Options{Engine: base, Loops: 2}
+	if overTLS {
+		o.TLSConfig = harnessCert(t).ServerConfig()
+	}
+	return o
+}
+
+// harnessCert is the certificate every TLS variant serves (made once).
+var (
+	harnessCertOnce sync.Once
+	harnessCertVal  testcert.Cert
+)
+
+func harnessCert(t testing.TB) testcert.Cert {
+	harnessCertOnce.Do(func() { harnessCertVal = testcert.New(t) })
+	return harnessCertVal
+}
 
 // waitTimeout bounds every wait for an event; generous, never asserted as speed.
 const waitTimeout = 10 * time.Second
@@ -303,6 +354,7 @@ func (r *recorder) checkContract(t testing.TB) {
 type testServer struct {
 	t      *testing.T
 	engine string
+	tls    *tls.Config // the clients' config when the server speaks TLS; nil: plain
 	srv    *loop.Server
 	rec    *recorder
 	stats  *session.Stats
@@ -360,7 +412,13 @@ func startServerAt(t *testing.T, engine string, rec *recorder, edit func(o *loop
 	ts := &testServer{t: t, engine: engine, rec: rec, stats: new(session.Stats)}
 	ts.baseG = settledGoroutines()
 	ts.baseFD = countFDs()
-	opts := loop.Options{Engine: engine, Loops: 2}
+	base, overTLS := splitEngine(engine)
+	opts := loop.Options{Engine: base, Loops: 2}
+	if overTLS {
+		cert := harnessCert(t)
+		opts.TLSConfig = cert.ServerConfig()
+		ts.tls = cert.ClientConfig()
+	}
 	opts.Session.Stats = ts.stats
 	if edit != nil {
 		edit(&opts)
@@ -517,7 +575,21 @@ func (ts *testServer) dialWS(path string, opts *websocket.DialOptions) *websocke
 func (ts *testServer) tryDialWS(path string, opts *websocket.DialOptions) (*websocket.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+ts.addr+path, opts)
+	scheme := "ws://"
+	if ts.tls != nil {
+		scheme = "wss://"
+		if opts == nil {
+			opts = &websocket.DialOptions{}
+		}
+		if opts.HTTPClient == nil {
+			o := *opts
+			tr := &http.Transport{TLSClientConfig: ts.tls}
+			ts.addCloser(tr.CloseIdleConnections)
+			o.HTTPClient = &http.Client{Transport: tr}
+			opts = &o
+		}
+	}
+	c, _, err := websocket.Dial(ctx, scheme+ts.addr+path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -529,12 +601,40 @@ func (ts *testServer) tryDialWS(path string, opts *websocket.DialOptions) (*webs
 // ---- raw client ----
 
 // rawClient is a hand-written client on net.Dial: it builds frames itself so
-// that it shares no code (and no bug) with the server.
+// that it shares no code (and no bug) with the server. Over TLS, c is a
+// crypto/tls client on the socket tcp.
 type rawClient struct {
-	t  testing.TB
-	c  *net.TCPConn
-	br *bufio.Reader
-	id int64 // the server's connection number, from the 101 response
+	t   testing.TB
+	c   net.Conn
+	tcp *net.TCPConn
+	br  *bufio.Reader
+	id  int64 // the server's connection number, from the 101 response
+}
+
+// closeWrite ends what the client sends: close_notify (over TLS), then FIN.
+func (rc *rawClient) closeWrite() {
+	if tc, ok := rc.c.(*tls.Conn); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = rc.tcp.CloseWrite()
+}
+
+// reset closes the socket with an RST (SO_LINGER 0), without close_notify.
+func (rc *rawClient) reset() {
+	_ = rc.tcp.SetLinger(0)
+	_ = rc.tcp.Close()
+}
+
+// wrap is c as the server's clients speak: a crypto/tls client whose
+// handshake starts with its first write or read, when the server speaks
+// TLS.
+func (ts *testServer) wrap(c *net.TCPConn) net.Conn {
+	if ts.tls == nil {
+		return c
+	}
+	cfg := ts.tls.Clone()
+	cfg.ServerName, _, _ = net.SplitHostPort(ts.addr)
+	return tls.Client(c, cfg)
 }
 
 const testKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -563,7 +663,8 @@ func (ts *testServer) dialRaw() *rawClient {
 	}
 	tc := c.(*net.TCPConn)
 	ts.addCloser(func() { tc.Close() })
-	return &rawClient{t: ts.t, c: tc, br: bufio.NewReaderSize(tc, 64<<10)}
+	nc := ts.wrap(tc)
+	return &rawClient{t: ts.t, c: nc, tcp: tc, br: bufio.NewReaderSize(nc, 64<<10)}
 }
 
 // openRaw connects a raw client and completes the opening handshake.

@@ -48,9 +48,10 @@ func TestIntegrationVanish(t *testing.T) {
 				rc.t = t
 				tc.send(rc)
 				if tc.reset {
-					rc.c.SetLinger(0)
+					rc.reset()
+				} else {
+					rc.c.Close()
 				}
-				rc.c.Close()
 				ev := rc.serverClose(ts.rec)
 				if ev.code != session.StatusAbnormal {
 					t.Errorf("OnClose code %d, want 1006", ev.code)
@@ -63,8 +64,7 @@ func TestIntegrationVanish(t *testing.T) {
 		rc.write([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgra"))
 		rc.c.Close()
 		rc = ts.dialRaw()
-		rc.c.SetLinger(0)
-		rc.c.Close()
+		rc.reset()
 		// A slow client that never finishes its request is cut off by the
 		// handshake timeout (slowloris guard).
 		slow := ts.dialRaw()

@@ -168,6 +168,9 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close // OnClose sees no context and ignores it
 	}
 	if !e.g.Claim() {
+		if e.g.TLS() {
+			return nil, gnet.Close // a plain answer would be garbage to a TLS client
+		}
 		return core.OverCapacityResponse, gnet.Close
 	}
 	l := e.loopOf(c.EventLoop())

@@ -233,8 +233,14 @@ func (l *Loop) Writable(c *Conn) {
 	defer l.account(q, q.pending())
 	tlsc := c.has(flagTLS)
 	for !q.empty() {
-		if tlsc && q.n == 0 && q.pongLen > 0 {
-			l.sealPong(l.tlss[c.slot], q) // its turn: sealed now, in order
+		if tlsc && q.n == 0 {
+			// The next records, sealed as their turn comes and written
+			// from the loop's buffer: only what the socket does not take
+			// is copied into the queue.
+			if !l.writeSealed(c, q) {
+				return
+			}
+			continue
 		}
 		bufs := q.iovecs(l.iov, !tlsc)
 		want := 0
@@ -462,23 +468,25 @@ func (l *Loop) send(c *Conn, io *session.IO) {
 }
 
 // sendRaw sends bytes that are ready for the socket (ciphertext, or a
-// plain answer to a connection without a machine) behind what waits.
-func (l *Loop) sendRaw(c *Conn, p []byte) {
+// plain answer to a connection without a machine) behind what waits; it
+// reports whether the socket took them all (false: they wait in c's
+// queue, or c was finished for a broken socket).
+func (l *Loop) sendRaw(c *Conn, p []byte) bool {
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
 		defer l.account(q, q.pending())
 		q.append(p, &l.pool)
-		return
+		return false
 	}
 	bufs := append(l.iov[:0], p)
 	n, err := l.drv.Write(c, bufs)
 	clear(bufs)
 	if err != nil {
 		l.finish(c, err)
-		return
+		return false
 	}
 	if n == len(p) {
-		return
+		return true
 	}
 	q := l.newQueue(c)
 	defer l.account(q, 0)
@@ -486,6 +494,7 @@ func (l *Loop) sendRaw(c *Conn, p []byte) {
 	if l.setWrite(c, true) {
 		l.rearm(c) // the write timeout
 	}
+	return false
 }
 
 // account publishes what the loop's queues hold after a change to q, whose

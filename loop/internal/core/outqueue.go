@@ -18,11 +18,15 @@ const maxFreeOutBlocks = 128
 const maxIovecs = 16
 
 type outQueue struct {
-	blocks [][]byte // blocks[0][off:] is the next byte to send; every block but the last is full
-	off    int
-	n      int // bytes pending in blocks
-	// pong is an encoded pong to send once blocks is empty (only the latest
-	// waits; see session.IO.Pong); pongLen 0: none.
+	blockList // the bytes for the socket: blocks[0][off:] is the next one to send
+	// plain is, on a TLS connection, what waits to be sealed behind the
+	// bytes: sealed a batch at a time when the socket takes more
+	// (Loop.refill), so that a backlog of small messages is sealed into a
+	// few full records, and the queue counts about what was sent.
+	plain blockList
+	// pong is an encoded pong to send once the rest is gone (only the
+	// latest waits; see session.IO.Pong); pongLen 0: none. Plaintext on a
+	// TLS connection too: it is sealed when it is its turn.
 	pong    [136]byte
 	pongLen uint8
 	// since is when the peer last took bytes (or the queue began): the
@@ -32,10 +36,18 @@ type outQueue struct {
 	closeBy int64
 }
 
-// pending is what the queue holds, pong included.
-func (q *outQueue) pending() int { return q.n + int(q.pongLen) }
+// blockList is a list of fixed-size blocks from the loop's pool holding n
+// bytes from blocks[0][off:]; every block but the last is full.
+type blockList struct {
+	blocks [][]byte
+	off    int
+	n      int
+}
 
-func (q *outQueue) empty() bool { return q.n == 0 && q.pongLen == 0 }
+// pending is what the queue holds, pong included.
+func (q *outQueue) pending() int { return q.n + q.plain.n + int(q.pongLen) }
+
+func (q *outQueue) empty() bool { return q.n == 0 && q.plain.n == 0 && q.pongLen == 0 }
 
 // blockPool is a loop's free blocks; inUse counts those held by queues.
 type blockPool struct {
@@ -61,8 +73,8 @@ func (p *blockPool) put(b []byte) {
 	}
 }
 
-// append queues p behind what waits.
-func (q *outQueue) append(p []byte, pool *blockPool) {
+// append puts p behind what the list holds.
+func (q *blockList) append(p []byte, pool *blockPool) {
 	q.n += len(p)
 	for len(p) > 0 {
 		if len(q.blocks) == 0 || len(q.blocks[len(q.blocks)-1]) == blockSize {
@@ -91,6 +103,16 @@ func (q *outQueue) commitPong(pool *blockPool) {
 	}
 }
 
+// commitPlainPong moves a waiting pong into the plaintext of a TLS queue,
+// so that what is appended next (a close frame) follows it.
+func (q *outQueue) commitPlainPong(pool *blockPool) {
+	if q.pongLen > 0 {
+		n := q.pongLen
+		q.pongLen = 0
+		q.plain.append(q.pong[:n], pool)
+	}
+}
+
 // iovecs returns the next buffers to write, at most maxIovecs, into dst;
 // the waiting pong comes last when withPong is set (a TLS connection seals
 // it first instead).
@@ -114,6 +136,22 @@ func (q *outQueue) iovecs(dst [][]byte, withPong bool) [][]byte {
 // advance drops n written bytes from the front, giving written blocks back
 // to pool; the pong goes once the blocks before it are gone.
 func (q *outQueue) advance(n int, pool *blockPool) {
+	n = q.blockList.drop(n, pool)
+	if n > 0 && q.pongLen > 0 {
+		if n >= int(q.pongLen) {
+			q.pongLen = 0
+		} else {
+			// A pong partly written: keep its tail as bytes, in order.
+			rest := append([]byte(nil), q.pong[n:q.pongLen]...)
+			q.pongLen = 0
+			q.append(rest, pool)
+		}
+	}
+}
+
+// drop removes up to n bytes from the front, giving emptied blocks back to
+// pool, and returns how many of n it did not find.
+func (q *blockList) drop(n int, pool *blockPool) int {
 	for n > 0 && len(q.blocks) > 0 {
 		b := q.blocks[0]
 		k := min(n, len(b)-q.off)
@@ -130,21 +168,23 @@ func (q *outQueue) advance(n int, pool *blockPool) {
 	if len(q.blocks) == 0 {
 		q.blocks = q.blocks[:0:0] // the header array goes too: an idle queue keeps nothing
 	}
-	if n > 0 && q.pongLen > 0 {
-		if n >= int(q.pongLen) {
-			q.pongLen = 0
-		} else {
-			// A pong partly written: keep its tail as bytes, in order.
-			rest := append([]byte(nil), q.pong[n:q.pongLen]...)
-			q.pongLen = 0
-			q.append(rest, pool)
-		}
+	return n
+}
+
+// front returns the list's first contiguous bytes (empty when it holds none).
+func (q *blockList) front() []byte {
+	if len(q.blocks) == 0 {
+		return nil
 	}
+	return q.blocks[0][q.off:]
 }
 
 // release gives every block back.
 func (q *outQueue) release(pool *blockPool) {
 	for _, b := range q.blocks {
+		pool.put(b)
+	}
+	for _, b := range q.plain.blocks {
 		pool.put(b)
 	}
 	*q = outQueue{}

@@ -297,7 +297,7 @@ func (l *Loop) seal(t *tlsConn, p []byte) []byte {
 }
 
 // flushTLS sends what crypto/tls wrote outside a seal (on a read, or
-// close_notify) behind everything c has queued.
+// close_notify) behind everything c has sealed.
 func (l *Loop) flushTLS(c *Conn) {
 	ct := l.tlsOut
 	l.tlsOut = l.tlsOut[:0]
@@ -306,41 +306,100 @@ func (l *Loop) flushTLS(c *Conn) {
 	}
 }
 
-// sendTLS is send for a TLS connection: io's output is sealed, then sent
-// or queued like plain bytes.
+// sendTLS is send for a TLS connection. With nothing queued, io's output
+// is sealed and written at once; what the socket does not take waits as
+// ciphertext, and a pong that cannot go out waits as plaintext. Behind a
+// queue, output waits as plaintext and is sealed when its turn comes
+// (writeSealed): records are sealed in the order they are sent, pongs coalesce
+// as on a plain connection, and a backlog of small messages becomes a few
+// full records instead of one record (and 22-29 bytes) per message.
 func (l *Loop) sendTLS(c *Conn, io *session.IO) {
 	t := l.tlss[c.slot]
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
 		defer l.account(q, q.pending())
 		if io.Final && q.pongLen > 0 {
-			l.sealPong(t, q) // the close frame follows the waiting pong
+			q.commitPlainPong(&l.pool) // the close frame follows the waiting pong
 		}
-		if len(io.Out) > 0 {
-			q.append(l.seal(t, io.Out), &l.pool)
-			l.tlsOut = l.tlsOut[:0]
-		}
+		q.plain.append(io.Out, &l.pool)
 		if len(io.Pong) > 0 {
-			q.setPong(io.Pong) // plaintext: sealed when it is its turn
+			q.setPong(io.Pong)
 		}
 		return
 	}
 	ct := l.seal(t, io.Out)
-	if len(io.Pong) > 0 {
-		ct = l.seal(t, io.Pong)
-	}
+	all := len(ct) == 0 || l.sendRaw(c, ct)
 	l.tlsOut = l.tlsOut[:0]
-	if len(ct) > 0 {
+	if len(io.Pong) == 0 || !c.live() {
+		return
+	}
+	if !all {
+		q := l.outs[c.slot]
+		defer l.account(q, q.pending())
+		q.setPong(io.Pong)
+		return
+	}
+	if ct = l.seal(t, io.Pong); len(ct) > 0 {
 		l.sendRaw(c, ct)
 	}
+	l.tlsOut = l.tlsOut[:0]
 }
 
-// sealPong moves the plaintext pong waiting in q into its bytes, sealed.
-func (l *Loop) sealPong(t *tlsConn, q *outQueue) {
-	n := q.pongLen
-	q.pongLen = 0
-	q.append(l.seal(t, q.pong[:n]), &l.pool)
-	l.tlsOut = l.tlsOut[:0]
+// sealChunk is the plaintext sealed at once behind a queue: its records
+// fit a queue block (less room for the records' overhead), so a TLS queue
+// holds at most about one block more than its plaintext.
+const sealChunk = blockSize - 512
+
+// sealNext seals q's next plaintext, at most sealChunk (or, once that is
+// gone, its pong), into the loop's ciphertext buffer and returns it.
+func (l *Loop) sealNext(t *tlsConn, q *outQueue) []byte {
+	t.mc.out = &l.tlsOut
+	failed := false
+	for taken := 0; q.plain.n > 0 && taken < sealChunk; {
+		p := q.plain.front()
+		p = p[:min(len(p), sealChunk-taken)]
+		if !failed {
+			if _, err := t.tc.Write(p); err != nil {
+				failed = true // no more records: what waits is dropped
+			}
+		}
+		taken += len(p)
+		q.plain.drop(len(p), &l.pool)
+	}
+	if q.plain.n == 0 && q.pongLen > 0 && len(l.tlsOut) == 0 {
+		n := q.pongLen
+		q.pongLen = 0
+		if !failed {
+			_, _ = t.tc.Write(q.pong[:n])
+		}
+	}
+	return l.tlsOut
+}
+
+// writeSealed seals q's next records and writes them; what the socket does
+// not take waits in q's bytes. It reports whether the socket took them all
+// (false: full, or c was finished).
+func (l *Loop) writeSealed(c *Conn, q *outQueue) bool {
+	ct := l.sealNext(l.tlss[c.slot], q)
+	defer func() { l.tlsOut = l.tlsOut[:0] }()
+	if len(ct) == 0 {
+		return true
+	}
+	bufs := append(l.iov[:0], ct)
+	n, err := l.drv.Write(c, bufs)
+	clear(bufs)
+	if n > 0 {
+		q.since = Now()
+	}
+	if err != nil {
+		l.finish(c, err)
+		return false
+	}
+	if n < len(ct) {
+		q.append(ct[n:], &l.pool)
+		return false
+	}
+	return true
 }
 
 // closeNotify queues close_notify once, behind c's last bytes.
@@ -350,6 +409,15 @@ func (l *Loop) closeNotify(c *Conn) {
 		return
 	}
 	t.notified = true
+	if c.has(flagOut) {
+		q := l.outs[c.slot]
+		defer l.account(q, q.pending())
+		for q.plain.n > 0 || q.pongLen > 0 {
+			// Everything before close_notify is sealed before it.
+			q.append(l.sealNext(t, q), &l.pool)
+			l.tlsOut = l.tlsOut[:0]
+		}
+	}
 	t.mc.out = &l.tlsOut
 	if err := t.tc.CloseWrite(); err != nil {
 		l.tlsOut = l.tlsOut[:0]
