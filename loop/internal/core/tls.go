@@ -238,13 +238,20 @@ func (l *Loop) tlsInput(c *Conn, p []byte) {
 // feeds the plaintext to the machine, until the input is used up, the
 // connection asks to close or is finished.
 func (l *Loop) tlsRead(c *Conn, t *tlsConn, p []byte) {
-	t.attach(l.recordBuf())
-	t.mc.in, t.mc.out = p, &l.tlsOut
+	direct := t.attach(l.recordBuf(), p)
+	if !direct {
+		t.mc.in = p // crypto/tls reads p through memConn
+	}
+	t.mc.out = &l.tlsOut
 	plain := l.plainBuf()
 	for c.live() && !c.has(flagCloseReq) {
 		n := 0
 		var err error
 		for n < len(plain) {
+			if direct && !t.readable() {
+				err = errWouldBlock // the rest is a partial record
+				break
+			}
 			var k int
 			k, err = t.tc.Read(plain[n:])
 			n += k

@@ -87,20 +87,35 @@ const recordBufSize = 64<<10 + maxRecord
 const maxRecord = 5 + 16<<10 + 2048
 
 // attach makes rec (empty, the loop's record buffer) tc's rawInput for the
-// reads that follow, carrying over the partial record the connection
-// holds; it returns the held buffer's pool entry to its pool.
-func (t *tlsConn) attach(rec []byte) {
+// reads that follow, holding the partial record the connection kept and
+// then p, the bytes just read; the partial record's buffer goes back to
+// its pool. With the input already in rawInput, crypto/tls reads whole
+// records without calling memConn (its readFromUntil allocates a reader
+// each time it must read), and readable says when a Read has something to
+// work on. It reports false, doing nothing, when the layout is unknown.
+func (t *tlsConn) attach(rec, p []byte) bool {
 	if !tlsInternals.ok {
-		return
+		return false
 	}
 	raw := tlsInternals.rawInputOf(t.tc)
-	rec = append(rec[:0], raw.Bytes()...)
+	rec = append(append(rec[:0], raw.Bytes()...), p...)
 	*raw = *bytes.NewBuffer(rec)
 	if t.partial != nil {
 		putRecordBuf(t.partial)
 		t.partial = nil
 	}
 	t.attached = true
+	return true
+}
+
+// readable reports whether a tls.Conn.Read would find something without
+// reading from memConn: plaintext left from a record, or a whole record.
+func (t *tlsConn) readable() bool {
+	if tlsInternals.inputOf(t.tc).Len() > 0 {
+		return true
+	}
+	b := tlsInternals.rawInputOf(t.tc).Bytes()
+	return len(b) >= 5 && len(b) >= 5+(int(b[3])<<8|int(b[4]))
 }
 
 // detach takes the loop's record buffer back once a read would block: what
@@ -109,6 +124,9 @@ func (t *tlsConn) attach(rec []byte) {
 // empty (it is only ever used again by post-handshake messages).
 func (t *tlsConn) detach() {
 	if !tlsInternals.ok {
+		return
+	}
+	if !t.attached {
 		return
 	}
 	t.attached = false
