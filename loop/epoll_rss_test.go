@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsloop/wsloop/internal/testcert"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -35,6 +37,13 @@ import (
 //	WSLOOP_RSS_TEST=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
 //
 // WSLOOP_RSS_CONNS sets the number of connections (default 19000).
+// WSLOOP_RSS_TLS=1 measures wss instead: the server speaks TLS (the core's
+// layer) and the clients dial with TLS; WSLOOP_RSS_SIZE sets the size of
+// the one message each connection echoes (default 64; 16384 shows what a
+// connection keeps after a full TLS record); WSLOOP_RSS_ENGINE measures
+// another engine (default epoll). For example, the wss figure:
+//
+//	WSLOOP_RSS_TEST=1 WSLOOP_RSS_TLS=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
 //
 // The server's RSS is also read when a quarter of the connections are open
 // (WSLOOP_RSS_MID sets another count, 0 none): the growth from there to the
@@ -42,6 +51,9 @@ import (
 // the one-time costs that the first connections pay (code paged in, the
 // loops' read buffers touched, runtime metadata). It is reported beside the
 // figure that counts, never instead of it.
+// WSLOOP_RSS_HOLD=150s makes the server sit idle that long before it
+// measures (the runtime's periodic GC, every two minutes, and its scavenger
+// run meanwhile; nothing is forced): what a long-idle server keeps.
 // WSLOOP_RSS_MEMPROFILE=file makes the server record every allocation
 // (runtime.MemProfileRate = 1) and write a heap profile there when it
 // measures: for finding what a connection allocates (`go tool pprof
@@ -52,7 +64,7 @@ import (
 func TestRSSPerIdleConnection(t *testing.T) {
 	switch os.Getenv("WSLOOP_RSS_ROLE") {
 	case "server":
-		rssServer()
+		rssServer(t)
 		return
 	case "client":
 		rssClient()
@@ -134,8 +146,8 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	growth := after - before
 	fmt.Fprintln(srvIn, "free")
 	freed, _ := strconv.ParseInt(field("RSS_FREED "), 10, 64)
-	t.Logf("%d idle connections: VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
-		n, before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
+	t.Logf("%d idle %s connections (%s engine, one %d-byte echo each): VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
+		n, rssScheme(), rssEngine(), rssSize(), before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
 	if mid < n {
 		t.Logf("marginal cost from %d to %d connections: %d bytes per connection added (without the one-time costs of the first %d)",
 			mid, n, (after-midRSS)/int64(n-mid), mid)
@@ -204,7 +216,30 @@ func settledRSS() int64 {
 	return prev
 }
 
-func rssServer() {
+func rssTLS() bool { return os.Getenv("WSLOOP_RSS_TLS") == "1" }
+
+func rssScheme() string {
+	if rssTLS() {
+		return "wss"
+	}
+	return "ws"
+}
+
+func rssEngine() string {
+	if e := os.Getenv("WSLOOP_RSS_ENGINE"); e != "" {
+		return e
+	}
+	return "epoll"
+}
+
+func rssSize() int {
+	if n, err := strconv.Atoi(os.Getenv("WSLOOP_RSS_SIZE")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}
+
+func rssServer(t *testing.T) {
 	prof := os.Getenv("WSLOOP_RSS_MEMPROFILE")
 	switch prof {
 	case "":
@@ -215,7 +250,11 @@ func rssServer() {
 		runtime.MemProfileRate = 1
 	}
 	h := session.HandlerFuncs{Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) }}
-	s, err := NewServer(h, Options{Engine: "epoll"})
+	opts := Options{Engine: rssEngine()}
+	if rssTLS() {
+		opts.TLSConfig = testcert.New(t).ServerConfig()
+	}
+	s, err := NewServer(h, opts)
 	if err != nil {
 		panic(err)
 	}
@@ -241,6 +280,12 @@ func rssServer() {
 			fmt.Println("RSS_MID", settledRSS())
 			anonMid, fileMid = procStatus("RssAnon:"), procStatus("RssFile:")
 		case "measure":
+			if d, err := time.ParseDuration(os.Getenv("WSLOOP_RSS_HOLD")); err == nil {
+				// Idle this long first: the runtime's own periodic GC (every
+				// two minutes) and its scavenger run meanwhile.
+				fmt.Fprintf(os.Stderr, "server: VmRSS %d KiB settled; holding %v\n", settledRSS()>>10, d)
+				time.Sleep(d)
+			}
 			fmt.Println("RSS_AFTER", settledRSS())
 			fmt.Println("CONNS", s.Conns())
 			anon1, file1 := procStatus("RssAnon:"), procStatus("RssFile:")
@@ -271,6 +316,18 @@ func rssServer() {
 			// above is the figure that counts.
 			debug.FreeOSMemory()
 			fmt.Println("RSS_FREED", settledRSS())
+			if f := os.Getenv("WSLOOP_RSS_HEAPPROFILE"); f != "" {
+				// The live heap after the GC above, for `go tool pprof -sample_index=inuse_space`.
+				if pf, err := os.Create(f); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(pf, 0)
+					pf.Close()
+				}
+			}
+			var m2 runtime.MemStats
+			runtime.ReadMemStats(&m2)
+			n := int64(max(s.Conns(), 1))
+			fmt.Fprintf(os.Stderr, "server after FreeOSMemory, per connection: HeapAlloc %+d B (live), HeapInuse %+d B\n",
+				(int64(m2.HeapAlloc)-int64(m0.HeapAlloc))/n, (int64(m2.HeapInuse)-int64(m0.HeapInuse))/n)
 		case "quit":
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.Shutdown(ctx)
@@ -285,12 +342,16 @@ func rssClient() {
 	n, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_N"))
 	mid, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_MID_N"))
 	stdin := bufio.NewReader(os.Stdin)
-	d, err := NewDialer(DialerOptions{ConnectTimeout: 60 * time.Second})
+	dopts := DialerOptions{ConnectTimeout: 60 * time.Second}
+	if rssTLS() {
+		dopts.TLSConfig = &tls.Config{InsecureSkipVerify: true} // a measurement's own throwaway certificate
+	}
+	d, err := NewDialer(dopts)
 	if err != nil {
 		panic(err)
 	}
 	defer d.Close()
-	msg := bytes.Repeat([]byte("m"), 64)
+	msg := bytes.Repeat([]byte("m"), rssSize())
 	var echoed, failed atomic.Int64
 	inflight := make(chan struct{}, 256) // keep the server's backlog short
 	h := session.HandlerFuncs{

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -472,5 +473,60 @@ func TestCheckHello(t *testing.T) {
 		if got := checkHello([]byte(tc.in)); got != tc.want {
 			t.Errorf("checkHello(%q) = %d, want %d", tc.in, got, tc.want)
 		}
+	}
+}
+
+// What an idle TLS connection keeps on the server's heap, with and
+// without taking crypto/tls's read buffers back (tlsbuf.go): after one
+// small echo, and after one 16 KiB record. The figures are logged; the
+// test asserts that with the buffers taken back a 16 KiB record leaves
+// nothing behind, and that without it the record's buffer stays (the
+// reason the code exists: Go issue 43563).
+func TestTLSIdleHeapPerConnection(t *testing.T) {
+	if !tlsInternals.ok {
+		t.Skip("crypto/tls internals moved (TestTLSInternalsLayout fails)")
+	}
+	n := 200
+	if raceEnabled || testing.Short() {
+		n = 40
+	}
+	measure := func(size int, trim bool) int64 {
+		defer func(ok bool) { tlsInternals.ok = ok }(tlsInternals.ok)
+		tlsInternals.ok = trim
+		l, d := tlsLoop(t, &session.Config{}, echoHandler)
+		msg := maskedFrame(2, bytes.Repeat([]byte("m"), size))
+		answer := len(serverFrame(2, make([]byte, size)))
+		// One connection first, so that the loop's own buffers (record,
+		// plaintext and ciphertext buffers, the session's) exist before
+		// the count starts.
+		warm := openTLS(t, l, d, 1)
+		warm.send(msg)
+		warm.read(answer)
+		var ms0, ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		for i := 1; i <= n; i++ {
+			p := openTLS(t, l, d, i+1)
+			p.send(msg)
+			p.read(answer)
+			delete(d.out, i+1)
+		}
+		// The clients are garbage now; the server's connections are not.
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		if l.Conns() != n+1 {
+			t.Fatalf("%d connections open, want %d", l.Conns(), n+1)
+		}
+		return (int64(ms1.HeapAlloc) - int64(ms0.HeapAlloc)) / int64(n)
+	}
+	smallTrim, bigTrim := measure(64, true), measure(16<<10, true)
+	smallKeep, bigKeep := measure(64, false), measure(16<<10, false)
+	t.Logf("live heap per idle TLS connection (server side, %d connections): one 64-byte echo %d B, one 16 KiB echo %d B; without taking crypto/tls's buffers back: %d B and %d B",
+		n, smallTrim, bigTrim, smallKeep, bigKeep)
+	if bigTrim > smallTrim+512 {
+		t.Errorf("a 16 KiB record left %d B more per connection than a small one", bigTrim-smallTrim)
+	}
+	if bigKeep < bigTrim+8<<10 {
+		t.Errorf("without the trimming a 16 KiB record costs only %d B more: the crypto/tls behaviour this works around has changed", bigKeep-bigTrim)
 	}
 }
