@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -24,13 +25,14 @@ const (
 	causeReset                     // ECONNRESET / EPIPE
 	causeEOF                       // the server closed the socket without a close frame
 	causeCloseFrame                // the server closed with a close frame (a drop, when unasked)
+	causeTLS                       // the TLS handshake failed (an untrusted certificate, an alert)
 	causeOther                     // anything else
 	numCauses
 )
 
 var causeNames = [numCauses]string{
 	"refused", "timeout", "emfile", "addrnotavail", "addrinuse",
-	"bad_handshake", "reset", "eof", "closed_by_server", "other",
+	"bad_handshake", "reset", "eof", "closed_by_server", "tls", "other",
 }
 
 func (c cause) String() string { return causeNames[c] }
@@ -39,11 +41,16 @@ func (c cause) String() string { return causeNames[c] }
 func classify(err error) cause {
 	var he *session.HandshakeError
 	var ne net.Error
+	var cve *tls.CertificateVerificationError
+	var ae tls.AlertError
+	var rhe tls.RecordHeaderError
 	switch {
 	case err == nil:
 		return causeCloseFrame
 	case errors.As(err, &he):
 		return causeHandshake
+	case errors.As(err, &cve), errors.As(err, &ae), errors.As(err, &rhe):
+		return causeTLS
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return causeRefused
 	case errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, os.ErrDeadlineExceeded),

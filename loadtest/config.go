@@ -1,11 +1,14 @@
 package loadtest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -34,8 +37,15 @@ const (
 // default; Run fills them in (see defaults).
 type Config struct {
 	Scenario string `json:"scenario"`
-	// URL is the server's WebSocket endpoint, ws://host:port/path?query.
+	// URL is the server's WebSocket endpoint, ws://host:port/path?query, or
+	// wss:// for TLS (the connections' TLS handshakes then run on the
+	// Dialer's handshake pool, and their cost is part of the run).
 	URL string `json:"url"`
+	// CAFile is a PEM file of the certificates that verify a wss server
+	// (default: the system's roots). Insecure skips the verification
+	// instead: for tests against a throwaway certificate only.
+	CAFile   string `json:"ca_file,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
 	// Origin, when set, is sent as the Origin header.
 	Origin string `json:"origin,omitempty"`
 
@@ -125,6 +135,7 @@ type target struct {
 	raddr *net.TCPAddr
 	host  string // Host header
 	path  string // request-target
+	tls   bool   // wss
 }
 
 func resolveURL(s string) (target, error) {
@@ -133,15 +144,19 @@ func resolveURL(s string) (target, error) {
 		return target{}, fmt.Errorf("-url %q: %v", s, err)
 	}
 	port := u.Port()
+	secure := false
 	switch u.Scheme {
 	case "ws", "http":
 		if port == "" {
 			port = "80"
 		}
 	case "wss", "https":
-		return target{}, fmt.Errorf("-url %q: wss is not supported by the event-loop client; put the server behind plain ws for load tests", s)
+		secure = true
+		if port == "" {
+			port = "443"
+		}
 	default:
-		return target{}, fmt.Errorf("-url %q: want ws://host:port/path", s)
+		return target{}, fmt.Errorf("-url %q: want ws://host:port/path or wss://", s)
 	}
 	ips, err := net.LookupIP(u.Hostname())
 	if err != nil || len(ips) == 0 {
@@ -165,7 +180,7 @@ func resolveURL(s string) (target, error) {
 	if u.RawQuery != "" {
 		path += "?" + u.RawQuery
 	}
-	return target{raddr: &net.TCPAddr{IP: ip, Port: p}, host: u.Host, path: path}, nil
+	return target{raddr: &net.TCPAddr{IP: ip, Port: p}, host: u.Host, path: path, tls: secure}, nil
 }
 
 // ParseSrc parses source addresses: a comma-separated list of addresses and
@@ -272,6 +287,15 @@ func (c *Config) defaults() error {
 	if c.PublishURL == "" {
 		c.PublishURL = c.URL
 	}
+	if isWSS(c.URL) != isWSS(c.PublishURL) {
+		return fmt.Errorf("-url and -publish-url: both ws or both wss")
+	}
+	if (c.CAFile != "" || c.Insecure) && !isWSS(c.URL) {
+		return fmt.Errorf("-ca and -insecure are for wss:// URLs")
+	}
+	if c.CAFile != "" && c.Insecure {
+		return fmt.Errorf("-ca and -insecure: give one (verify with the CA, or not at all)")
+	}
 	if c.PublishTemplate == "" {
 		c.PublishTemplate = "%s"
 	}
@@ -300,6 +324,31 @@ func (c *Config) defaults() error {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+func isWSS(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "wss" || u.Scheme == "https")
+}
+
+// tlsConfig is the Dialer's TLS config for a wss run (nil for ws).
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	if !isWSS(c.URL) {
+		return nil, nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: c.Insecure}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-ca %s: no PEM certificate in it", c.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
 }
 
 // sockets is how many sockets the run holds at once, over all processes.

@@ -142,9 +142,14 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 	if ping == 0 {
 		ping = -1 // the generator pings only when asked to; it answers the server's pings
 	}
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
 	p.d, err = loop.NewDialer(loop.DialerOptions{
 		Loops:          cfg.Loops,
 		ConnectTimeout: cfg.ConnectTimeout,
+		TLSConfig:      tlsCfg,
 		Logger:         cfg.Logger,
 		Session: session.Config{
 			MaxMessage:   maxMsg,

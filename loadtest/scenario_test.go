@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsloop/wsloop/internal/testcert"
 
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
@@ -226,4 +229,24 @@ func TestMultiProcess(t *testing.T) {
 			t.Errorf("mismatched %d, want 1", rep.Mismatched)
 		}
 	})
+}
+
+// wss: the generator speaks TLS to a wsloop server on the epoll engine,
+// verifying it with a CA file, or with -insecure; without either it
+// refuses the test certificate and every connection fails.
+func TestEchoOverTLS(t *testing.T) {
+	cert := testcert.New(t)
+	o := loop.Options{Engine: "epoll", TLSConfig: cert.ServerConfig()}
+	url := "wss" + strings.TrimPrefix(goroutineServer(t, session.HandlerFuncs{
+		Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) },
+	}, o), "ws")
+	certFile, _ := cert.WriteFiles(t)
+	rep := mustPass(t, Config{Scenario: Echo, URL: url, CAFile: certFile, Conns: 20, Size: 200, Duration: 2 * time.Second})
+	checkEchoReport(t, rep, 20)
+	rep = mustPass(t, Config{Scenario: Echo, URL: url, Insecure: true, Conns: 5, Duration: time.Second})
+	checkEchoReport(t, rep, 5)
+	rep = mustFail(t, Config{Scenario: Connect, URL: url, Conns: 3, Rate: 100})
+	if rep.Failed["tls"] != 3 || rep.Opened != 0 {
+		t.Errorf("without a CA: failed %v, opened %d; want tls 3 (the certificate is not trusted)", rep.Failed, rep.Opened)
+	}
 }

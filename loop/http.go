@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"sort"
@@ -36,6 +37,13 @@ func (s *Server) serveHTTP(c *session.Conn, r *session.Request) {
 		return
 	}
 	hd := c.Handle()
+	if ts, ok := hd.Executor().(interface {
+		TLSState(uint64) (tls.ConnectionState, bool)
+	}); ok {
+		if st, ok := ts.TLSState(hd.ID()); ok {
+			req.TLS = &st // https: handlers see it as net/http shows it
+		}
+	}
 	req = req.WithContext(s.httpCtx)
 	s.httpWG.Add(1)
 	go func() {

@@ -38,8 +38,19 @@ type Options struct {
 	// own goroutine, off the loops; its response is buffered and sent with
 	// Connection: close. nil: 404 for every path except /healthz.
 	HTTP http.Handler
-	// TLSConfig serves wss; only the goroutine engine supports it yet.
+	// TLSConfig serves wss and https on the port, on every engine (the
+	// engines' shared core speaks TLS below the sessions, with
+	// crypto/tls). It is cloned; TLS 1.2 is the minimum and ALPN offers
+	// "http/1.1" unless NextProtos says otherwise. Certificates may change
+	// without a restart through GetCertificate (see KeyPair). Handshakes
+	// run off the event loops, and a peer that does not complete its
+	// handshake within Session.HandshakeTimeout is cut; both are counted in
+	// Session.Stats (TLSHandshakes, TLSHandshakeErrors, ...).
 	TLSConfig *tls.Config
+	// MaxHandshakes bounds the TLS handshakes in progress at once (default
+	// 1024); past it new TLS connections wait for a place, counted in
+	// Stats.TLSHandshakeWaits (their handshake deadline runs meanwhile).
+	MaxHandshakes int
 	// SendBuffer, when positive, sets SO_SNDBUF on accepted sockets: the
 	// kernel's send buffer per connection, which otherwise grows up to the
 	// system's tcp_wmem maximum (megabytes) for a peer that does not read.
@@ -120,6 +131,7 @@ func NewServer(h session.Handler, opts Options) (*Server, error) {
 		Config:          &s.cfg,
 		Logger:          s.log,
 		TLS:             s.opts.TLSConfig,
+		MaxHandshakes:   s.opts.MaxHandshakes,
 		SendBuffer:      s.opts.SendBuffer,
 		ShutdownTimeout: s.opts.ShutdownTimeout,
 	})

@@ -45,12 +45,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("wsload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: wsload [%s] -url ws://host:port/path [flags]\n", strings.Join(loadtest.Scenarios, "|"))
+		fmt.Fprintf(fs.Output(), "usage: wsload [%s] -url ws[s]://host:port/path [flags]\n", strings.Join(loadtest.Scenarios, "|"))
 		fs.PrintDefaults()
 	}
 	scenario := fs.String("scenario", cfg.Scenario, "scenario: "+strings.Join(loadtest.Scenarios, ", ")+" (or give it as the first argument)")
 	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080/ws/echo", "server endpoint (wsloop's demo echo by default)")
 	fs.StringVar(&cfg.Origin, "origin", "", "Origin header to send")
+	fs.StringVar(&cfg.CAFile, "ca", "", "wss: PEM file of the CA certificates that verify the server (default: the system's roots)")
+	fs.BoolVar(&cfg.Insecure, "insecure", false, "wss: do not verify the server's certificate (tests with a throwaway certificate only)")
 	fs.IntVar(&cfg.Conns, "conns", 0, "connections (broadcast: subscribers); default 1000, echo 100")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "per second: connect/churn connections, echo messages (0: closed loop), broadcast published messages (default 10; churn default 100)")
 	fs.Float64Var(&cfg.Ramp, "ramp", 0, "connects per second while setting up idle/echo/broadcast (0: as fast as -inflight allows)")

@@ -9,7 +9,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,7 +72,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
 	fs.StringVar(&c.origins, "allowed-origins", "", `comma-separated browser origins allowed besides the server's own, e.g. "https://app.example.com"; "*" allows any`)
-	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM, chain after the leaf) to serve wss and https on -addr, on any engine; needs -tls-key; SIGHUP reloads both files")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
@@ -170,11 +169,14 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		Logger:          log,
 	}
 	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		kp, err := loop.LoadKeyPair(c.tlsCert, c.tlsKey)
 		if err != nil {
 			return fmt.Errorf("-tls-cert/-tls-key: %w", err)
 		}
-		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		opts.TLSConfig = kp.TLSConfig()
+		logCert(log, "TLS certificate loaded", kp)
+		stopReload := reloadOnHUP(log, kp)
+		defer stopReload()
 	}
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
@@ -213,6 +215,39 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadOnHUP reloads kp on every SIGHUP until the returned func is
+// called: new handshakes present the new certificate, open connections
+// stay. A failed reload keeps the certificate in use.
+func reloadOnHUP(log *slog.Logger, kp *loop.KeyPair) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := kp.Reload(); err != nil {
+					log.Error("TLS certificate reload failed; keeping the one in use", "err", err)
+					continue
+				}
+				logCert(log, "TLS certificate reloaded", kp)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
+}
+
+func logCert(log *slog.Logger, msg string, kp *loop.KeyPair) {
+	leaf := kp.Certificate().Leaf
+	log.Info(msg, "subject", leaf.Subject.String(), "serial", leaf.SerialNumber.String(),
+		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // orNever maps a flag's 0 ("never") to the library's negative duration

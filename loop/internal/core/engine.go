@@ -21,7 +21,10 @@ type Options struct {
 	MaxConns int             // most open connections; 0: what the open-file limit allows
 	Config   *session.Config // completed: defaults set, Role Server, HTTP wired
 	Logger   *slog.Logger
-	TLS      *tls.Config // nil: plain TCP
+	TLS      *tls.Config // nil: plain TCP (see Group.UseTLS)
+	// MaxHandshakes bounds the TLS handshakes in progress; 0:
+	// DefaultMaxHandshakes.
+	MaxHandshakes int
 	// SendBuffer, when positive, is the SO_SNDBUF of accepted sockets
 	// (the kernel's buffer per connection; 0 keeps its autotuning).
 	SendBuffer int

@@ -132,11 +132,14 @@ func (memAddr) String() string  { return "wsloop-tls" }
 
 // ---- Setup ----
 
-// UseTLS makes every connection of the group speak TLS with cfg (cloned):
-// servers when the group's Config has the server role, clients otherwise.
-// The server side gets TLS 1.2 at least and ALPN "http/1.1" unless cfg
-// names its own protocols. Call it before the group has connections.
-func (g *Group) UseTLS(cfg *tls.Config) error {
+// UseTLS makes every connection of the group speak TLS with o.TLS
+// (cloned), when it is set: servers when the group's Config has the server
+// role, clients otherwise. Both sides get TLS 1.2 at least and ALPN
+// "http/1.1" unless the config names its own protocols; o.MaxHandshakes
+// bounds the handshakes in progress (DefaultMaxHandshakes). Engines call it
+// before the group has connections.
+func (g *Group) UseTLS(o *Options) error {
+	cfg := o.TLS
 	if cfg == nil {
 		return nil
 	}
@@ -156,27 +159,16 @@ func (g *Group) UseTLS(cfg *tls.Config) error {
 	}
 	g.tls = c
 	g.tlsClient = client
-	g.hs = newHandshakePool(DefaultMaxHandshakes, defaultHandshakeCPU())
+	inFlight := o.MaxHandshakes
+	if inFlight <= 0 {
+		inFlight = DefaultMaxHandshakes
+	}
+	g.hs = newHandshakePool(inFlight, defaultHandshakeCPU())
 	return nil
 }
 
 // TLS reports whether the group's connections speak TLS.
 func (g *Group) TLS() bool { return g.tls != nil }
-
-// SetHandshakeLimits replaces the handshake pool's bounds (before any
-// connection): at most inFlight handshakes in progress, cpu of them
-// computing at once. Zero keeps a bound as it is.
-func (g *Group) SetHandshakeLimits(inFlight, cpu int) {
-	if g.hs == nil {
-		return
-	}
-	if inFlight > 0 {
-		g.hs.max = inFlight
-	}
-	if cpu > 0 {
-		g.hs.cpu = make(chan struct{}, cpu)
-	}
-}
 
 // ---- On the loop ----
 

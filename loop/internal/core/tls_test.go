@@ -85,7 +85,7 @@ func tlsLoop(t testing.TB, cfg *session.Config, h session.Handler) (*Loop, *fake
 	if coreCert.Pool == nil {
 		coreCert = testcert.New(t)
 	}
-	if err := l.g.UseTLS(coreCert.ServerConfig()); err != nil {
+	if err := l.g.UseTLS(&Options{TLS: coreCert.ServerConfig()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Teardown(); l.g.StopHandshakes() })

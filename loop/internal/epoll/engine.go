@@ -84,7 +84,7 @@ func newEngine(o *core.Options) (*engine, error) {
 		e.log = slog.Default()
 	}
 	e.g = core.NewGroup(o.Config, capacity, e.log)
-	if err := e.g.UseTLS(o.TLS); err != nil {
+	if err := e.g.UseTLS(o); err != nil {
 		return nil, fmt.Errorf("wsloop: %w", err)
 	}
 	e.g.OnRelease = e.released

@@ -62,7 +62,7 @@ func New(o *core.Options) (core.Engine, error) {
 		e.log = slog.Default()
 	}
 	e.g = core.NewGroup(o.Config, capacity, e.log)
-	if err := e.g.UseTLS(o.TLS); err != nil {
+	if err := e.g.UseTLS(o); err != nil {
 		return nil, err
 	}
 	for i := 0; i < max(o.Loops, 1); i++ {
