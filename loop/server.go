@@ -175,6 +175,10 @@ func (s *Server) Conns() int { return s.eng.Group().Conns() }
 // connection, see session.Overflow).
 func (s *Server) Queued() (pending, memory int64) { return s.eng.Group().Queued() }
 
+// TLSHandshakes reports the TLS handshakes in progress: running (at most
+// Options.MaxHandshakes) and waiting for a place.
+func (s *Server) TLSHandshakes() (running, waiting int) { return s.eng.Group().Handshakes() }
+
 // Config is the effective Config of the server's connections (defaults
 // filled in); it must not be modified.
 func (s *Server) Config() *session.Config { return &s.cfg }
