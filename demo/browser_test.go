@@ -38,6 +38,8 @@ func TestBrowserSelftest(t *testing.T) {
 	}
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) { browserSelftest(t, engine) })
+		// The same page over https and wss (the page picks wss itself).
+		t.Run(engine+"+tls", func(t *testing.T) { browserSelftest(t, engine+"+tls") })
 	}
 }
 
@@ -53,9 +55,14 @@ func browserSelftest(t *testing.T, engine string) {
 	_, _, addr := serve(t, engine, Options{PushInterval: 200 * time.Millisecond}, report)
 
 	var stderr lockedBuffer
-	args := append(append([]string{}, chromiumFlags...),
+	scheme, flags := "http", chromiumFlags
+	if strings.HasSuffix(engine, "+tls") {
+		// The test's throwaway certificate: accepted for this test run only.
+		scheme, flags = "https", append(append([]string{}, chromiumFlags...), "--ignore-certificate-errors")
+	}
+	args := append(append([]string{}, flags...),
 		"--user-data-dir="+t.TempDir(),
-		"http://"+addr+"/?selftest=1&report=/selftest-report")
+		scheme+"://"+addr+"/?selftest=1&report=/selftest-report")
 	cmd := exec.Command(chromiumPath, args...)
 	cmd.Stdout = &stderr
 	cmd.Stderr = &stderr

@@ -2,16 +2,19 @@ package demo
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/testcert"
 	"github.com/wsloop/wsloop/loop"
 	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
@@ -22,9 +25,15 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 // serve starts the demo on a real server with engine on 127.0.0.1:0.
 // extra, when set, serves /selftest-report (the browser test's verdict).
 // serve runs the demo on engine; origins are the browser origins allowed
-// besides the server's own.
+// besides the server's own. An engine named "<engine>+tls" serves https
+// and wss with the certificate of tlsCert.
 func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
 	t.Helper()
+	engine, overTLS := strings.CutSuffix(engine, "+tls")
+	var tlsConfig *tls.Config
+	if overTLS {
+		tlsConfig = tlsCert(t).ServerConfig()
+	}
 	d := New(opts)
 	var h http.Handler = d.Page()
 	if extra != nil {
@@ -37,8 +46,9 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 		Engine:  engine,
 		Loops:   2,
 		Session: session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
-		HTTP:    h,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		HTTP:      h,
+		TLSConfig: tlsConfig,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,6 +65,17 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 		d.Close()
 	})
 	return srv, d, srv.Addr().String()
+}
+
+var (
+	certOnce sync.Once
+	cert     testcert.Cert
+)
+
+// tlsCert is the test certificate of the "+tls" engines (made once).
+func tlsCert(t testing.TB) testcert.Cert {
+	certOnce.Do(func() { cert = testcert.New(t) })
+	return cert
 }
 
 func ctx(t *testing.T) context.Context {
