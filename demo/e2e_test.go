@@ -43,9 +43,9 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 		h = mux
 	}
 	srv, err := loop.NewServer(Echo, loop.Options{
-		Engine:  engine,
-		Loops:   2,
-		Session: session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
+		Engine:    engine,
+		Loops:     2,
+		Session:   session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
 		HTTP:      h,
 		TLSConfig: tlsConfig,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
