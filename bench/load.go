@@ -59,7 +59,8 @@ type loadRun struct {
 	Publish  string        // broadcast source: "server" (push) or "self"
 	Duration time.Duration // traffic (idle: how long connections are held)
 	Drain    time.Duration
-	PID      int // server, for its RSS per connection
+	PID      int    // server, for its RSS per connection
+	CAFile   string // wss: the CA that verifies the server
 }
 
 // args is the wsload command line for r, writing its report to jsonPath.
@@ -90,6 +91,9 @@ func (r loadRun) args(jsonPath string) []string {
 	}
 	if r.PID > 0 {
 		a = append(a, "-server-pid", strconv.Itoa(r.PID))
+	}
+	if r.CAFile != "" {
+		a = append(a, "-ca", r.CAFile)
 	}
 	return a
 }

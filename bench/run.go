@@ -194,6 +194,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return nil, err
 		}
 	}
+	cert, err := writeCert(work)
+	if err != nil {
+		return nil, err
+	}
 	res := &Results{Start: time.Now().UTC(), LoadBefore: LoadAvg()}
 	res.Machine = ReadMachine(ctx, cfg.Root)
 	if err := buildAll(ctx, cfg.Root, binDir, cfg.Servers, log); err != nil {
@@ -217,7 +221,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				done++
 				log.Info("run", "n", fmt.Sprintf("%d/%d", done, total), "case", c.ID, "rep", rep, "server", s.Name)
 				m := Measurement{Case: c.ID, Server: s.Name, Rep: rep}
-				metrics, err := runOne(ctx, &cfg, c, s, binDir, logDir, work, log)
+				metrics, err := runOne(ctx, &cfg, c, s, binDir, logDir, work, cert, log)
 				m.Metrics = finite(metrics)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -273,8 +277,8 @@ func primaryMetric(scenario string) string {
 }
 
 // runOne starts a fresh server, drives it with wsload and reads its costs.
-func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir, logDir, tmpDir string, log *slog.Logger) (map[string]float64, error) {
-	p, err := startServer(ctx, s, binDir, logDir, log)
+func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir, logDir, tmpDir string, cert certFiles, log *slog.Logger) (map[string]float64, error) {
+	p, err := startServer(ctx, s, binDir, logDir, cert, log)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +292,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	var vars0 runtimeVars
 	haveVars := false
 	if c.Scenario == ScenarioIdle {
-		if v, err := fetchVars(ctx, p.addr); err == nil {
+		if v, err := fetchVars(ctx, p.addr, s.TLS); err == nil {
 			vars0, haveVars = v, true
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -308,6 +312,9 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	}
 	lr := c.Load
 	lr.URL = "ws://" + p.addr + c.Path
+	if s.TLS {
+		lr.URL, lr.CAFile = "wss://"+p.addr+c.Path, cert.cert
+	}
 	lr.PID = pid
 
 	// While idle connections are held, sample what wsload cannot see:
@@ -433,7 +440,7 @@ func (s *idleSample) run(ctx context.Context, p *serverProc, wantFDs int, tryVar
 			since = time.Now()
 		}
 		if tryVars && !s.haveVars && time.Since(since) >= 500*time.Millisecond {
-			if v, err := fetchVars(ctx, p.addr); err == nil {
+			if v, err := fetchVars(ctx, p.addr, p.spec.TLS); err == nil {
 				s.vars, s.haveVars = v, true
 			}
 		}

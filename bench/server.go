@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +26,9 @@ type ServerSpec struct {
 	Binary   string // file name in the build directory
 	Args     []string
 	Baseline bool // built from the nested module bench/baseline
+	// TLS servers serve wss (and are given -tls-cert and -tls-key): wsload
+	// dials them with TLS, and their ratios are to TLSReference.
+	TLS bool
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
@@ -35,10 +39,29 @@ var Servers = []ServerSpec{
 	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
+	// wss: the same servers with TLS (wsloop's core layer on crypto/tls;
+	// gorilla behind net/http's ListenAndServeTLS).
+	{Name: "epoll-tls", Label: "wsloop epoll, wss", Binary: "wsloop", Args: []string{"-engine", "epoll", "-expvar"}, TLS: true},
+	{Name: "goroutine-tls", Label: "wsloop goroutine, wss", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}, TLS: true},
+	{Name: "gorilla-tls", Label: "gorilla/websocket, wss", Binary: "gorilla", Baseline: true, TLS: true},
 }
 
-// Reference is the server every figure is also given as a ratio to.
-const Reference = "gorilla"
+// Reference is the server every plain figure is also given as a ratio to;
+// TLSReference is the one of TLS servers.
+const (
+	Reference    = "gorilla"
+	TLSReference = "gorilla-tls"
+)
+
+// refOf is the reference server of server's ratios.
+func refOf(server string) string {
+	for _, s := range Servers {
+		if s.Name == server && s.TLS {
+			return TLSReference
+		}
+	}
+	return Reference
+}
 
 // LookupServers returns the specs named in a comma-separated list, in the
 // order of Servers.
@@ -96,14 +119,17 @@ func freePort() (int, error) {
 }
 
 // startServer starts spec's binary on a fresh port and returns once the
-// port accepts connections.
-func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, log *slog.Logger) (*serverProc, error) {
+// port accepts connections. A TLS server is given cert's files.
+func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, cert certFiles, log *slog.Logger) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port: %w", err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"-addr", addr}, spec.Args...)
+	if spec.TLS {
+		args = append(args, "-tls-cert", cert.cert, "-tls-key", cert.key)
+	}
 	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
 	if err != nil {
 		return nil, err
@@ -192,12 +218,17 @@ type runtimeVars struct {
 // errNoVars means the server does not expose /debug/vars.
 var errNoVars = errors.New("no /debug/vars")
 
-// fetchVars reads expvar's memstats and the "goroutines" variable.
-func fetchVars(ctx context.Context, addr string) (runtimeVars, error) {
+// fetchVars reads expvar's memstats and the "goroutines" variable (over
+// https from a TLS server: its throwaway certificate is not verified).
+func fetchVars(ctx context.Context, addr string, overTLS bool) (runtimeVars, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/debug/vars", nil)
-	tr := &http.Transport{DisableKeepAlives: true}
+	scheme := "http://"
+	if overTLS {
+		scheme = "https://"
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", scheme+addr+"/debug/vars", nil)
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {

@@ -34,7 +34,7 @@ func TestFetchVars(t *testing.T) {
 		fmt.Fprint(w, `{"cmdline":["x"],"goroutines":19004,"memstats":{"HeapAlloc":1,"HeapInuse":8192000}}`)
 	}))
 	defer srv.Close()
-	v, err := fetchVars(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+	v, err := fetchVars(context.Background(), strings.TrimPrefix(srv.URL, "http://"), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,8 @@ var dropped atomic.Uint64
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	flag.Int("max-conns", 0, "accepted for command-line compatibility with wsloop; not enforced")
+	certFile := flag.String("tls-cert", "", "serve wss with this certificate (PEM), through net/http's ListenAndServeTLS")
+	keyFile := flag.String("tls-key", "", "private key (PEM) for -tls-cert")
 	flag.Parse()
 
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
@@ -43,7 +45,13 @@ func main() {
 	http.HandleFunc("/ws/chat", chat.serve)
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	slog.Info("gorilla baseline listening", "addr", *addr)
-	if err := http.ListenAndServe(*addr, nil); err != nil {
+	var err error
+	if *certFile != "" {
+		err = http.ListenAndServeTLS(*addr, *certFile, *keyFile, nil)
+	} else {
+		err = http.ListenAndServe(*addr, nil)
+	}
+	if err != nil {
 		slog.Error("serve", "err", err)
 		os.Exit(1)
 	}
