@@ -6,8 +6,8 @@
 //     (epoll on Linux, kqueue on macOS and the BSDs); a few goroutines hold
 //     all sockets and an idle connection costs a few hundred bytes.
 //   - "goroutine": one goroutine per connection on net.Listener; the
-//     baseline for benchmarks, the engine for TLS (wss) for now and for
-//     platforms without epoll or kqueue.
+//     baseline for benchmarks, and the engine for platforms without epoll
+//     or kqueue.
 //   - "gnet": the same loop design on github.com/panjf2000/gnet/v2, opt-in so
 //     that programs that do not use it do not link it:
 //     import _ "github.com/wsloop/wsloop/loop/gnet".
@@ -31,6 +31,10 @@
 //   - loop/internal/goroutine: reader and writer goroutines serialized per
 //     core loop by a mutex.
 //   - loop/gnet: gnet's callbacks.
+//
+// TLS (Options.TLSConfig) is a layer of the core too, on crypto/tls, below
+// the sessions and above the drivers: every engine serves wss and https,
+// and moves only ciphertext (see loop/internal/core/tls.go).
 //
 // A byte enters at a driver's read (epoll's loop.read, gnet's OnTraffic, the
 // goroutine engine's reader) and goes to core.Loop.Input; every decision
