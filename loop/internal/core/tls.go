@@ -163,7 +163,7 @@ func (g *Group) UseTLS(o *Options) error {
 	if inFlight <= 0 {
 		inFlight = DefaultMaxHandshakes
 	}
-	g.hs = newHandshakePool(inFlight, defaultHandshakeCPU())
+	g.hs = newHandshakePool(inFlight, defaultHandshakeCPU(client))
 	return nil
 }
 

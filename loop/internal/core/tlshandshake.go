@@ -22,11 +22,12 @@ import (
 //     runs (counted in Stats.TLSHandshakeWaits; cut at the deadline like a
 //     stalled one). It is not refused: a burst of honest clients gets
 //     served a little later rather than reset.
-//   - At most handshakeCPU of them compute at once (half the CPUs, at
-//     least one). A handshake holds a CPU token only while it runs: one
-//     that waits for its peer's next flight gives it back, so slow peers
-//     cannot keep fast ones from being served, and the loops always have
-//     the other half of the machine for established connections.
+//   - At most handshakeCPU of them compute at once: on a server half the
+//     CPUs (at least one), so that the loops always have the other half
+//     of the machine for established connections; on a Dialer (a load
+//     generator) every CPU. A handshake holds a CPU token only while it
+//     runs: one that waits for its peer's next flight gives it back, so
+//     slow peers cannot keep fast ones from being served.
 //
 // A server connection's handshake goroutine starts only once its first
 // TLS record (the ClientHello) is complete, and its first bytes are
@@ -52,7 +53,12 @@ const (
 	hsMaxInput   = 1 << 20
 )
 
-func defaultHandshakeCPU() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+func defaultHandshakeCPU(client bool) int {
+	if client {
+		return runtime.GOMAXPROCS(0)
+	}
+	return max(1, runtime.GOMAXPROCS(0)/2)
+}
 
 // handshake is one TLS handshake in progress: shared between the loop and
 // the handshake's goroutine under mu (the fields marked loop are the
