@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,16 +66,8 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 	return srv, d, srv.Addr().String()
 }
 
-var (
-	certOnce sync.Once
-	cert     testcert.Cert
-)
-
-// tlsCert is the test certificate of the "+tls" engines (made once).
-func tlsCert(t testing.TB) testcert.Cert {
-	certOnce.Do(func() { cert = testcert.New(t) })
-	return cert
-}
+// tlsCert is the test certificate of the "+tls" engines.
+func tlsCert(t testing.TB) testcert.Cert { return testcert.Shared(t) }
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -79,16 +79,8 @@ func serverOptions(t testing.TB, engine string) loop.Options {
 	return o
 }
 
-// harnessCert is the certificate every TLS variant serves (made once).
-var (
-	harnessCertOnce sync.Once
-	harnessCertVal  testcert.Cert
-)
-
-func harnessCert(t testing.TB) testcert.Cert {
-	harnessCertOnce.Do(func() { harnessCertVal = testcert.New(t) })
-	return harnessCertVal
-}
+// harnessCert is the certificate every TLS variant serves.
+func harnessCert(t testing.TB) testcert.Cert { return testcert.Shared(t) }
 
 // waitTimeout bounds every wait for an event; generous, never asserted as speed.
 const waitTimeout = 10 * time.Second

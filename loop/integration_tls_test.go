@@ -119,6 +119,21 @@ func TestIntegrationTLS(t *testing.T) {
 	})
 }
 
+// echoText sends msg on c and returns the message that comes back.
+func echoText(t *testing.T, c *websocket.Conn, msg string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(p)
+}
+
 func withName(cfg *tls.Config, ts *testServer) *tls.Config {
 	c := cfg.Clone()
 	c.ServerName, _, _ = net.SplitHostPort(ts.addr)
@@ -176,13 +191,8 @@ func TestIntegrationTLSGarbageAndStalls(t *testing.T) {
 
 		// A good client is served meanwhile.
 		good := ts.dialWS("/", nil)
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := good.Write(ctx, websocket.MessageText, []byte("served")); err != nil {
-			t.Fatal(err)
-		}
-		if _, p, err := good.Read(ctx); err != nil || string(p) != "served" {
-			t.Fatalf("a good client beside the stalled ones: %q %v", p, err)
+		if p := echoText(t, good, "served"); p != "served" {
+			t.Fatalf("a good client beside the stalled ones: %q", p)
 		}
 
 		for name, c := range map[string]*net.TCPConn{"silent": silent, "partial ClientHello": partial, "stalled after the ClientHello": stalled} {
@@ -416,13 +426,8 @@ func TestIntegrationTLSMaxHandshakes(t *testing.T) {
 		if n := ts.stats.TLSHandshakeWaits.Load(); n != 1 {
 			t.Errorf("TLSHandshakeWaits %d, want 1", n)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := c.Write(ctx, websocket.MessageText, []byte("waited")); err != nil {
-			t.Fatal(err)
-		}
-		if _, p, err := c.Read(ctx); err != nil || string(p) != "waited" {
-			t.Fatalf("after waiting for a place: %q %v", p, err)
+		if p := echoText(t, c, "waited"); p != "waited" {
+			t.Fatalf("after waiting for a place: %q", p)
 		}
 		waitFor(t, "the holders' handshakes counted as failed", func() bool { return ts.stats.TLSHandshakeErrors.Load() == 2 })
 		c.Close(websocket.StatusNormalClosure, "")

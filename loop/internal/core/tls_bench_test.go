@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/wsloop/wsloop/session"
+	"github.com/wsloop/wsloop/internal/testcert"
 )
 
 // BenchmarkTLSHandshake is the CPU a server spends on one TLS handshake,
@@ -31,9 +31,7 @@ func BenchmarkTLSHandshake(b *testing.B) {
 		{"X25519", []tls.CurveID{tls.X25519}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			if coreCert.Pool == nil {
-				tlsLoop(b, &session.Config{}, echoHandler) // makes the certificate
-			}
+			coreCert := testcert.Shared(b)
 			srv := coreCert.ServerConfig()
 			srv.NextProtos = []string{"http/1.1"}
 			cli := coreCert.ClientConfig()

@@ -76,15 +76,11 @@ func (p *tlsPeer) SetDeadline(time.Time) error      { return nil }
 func (p *tlsPeer) SetReadDeadline(time.Time) error  { return nil }
 func (p *tlsPeer) SetWriteDeadline(time.Time) error { return nil }
 
-var coreCert testcert.Cert
-
 // tlsLoop is testLoop speaking TLS.
 func tlsLoop(t testing.TB, cfg *session.Config, h session.Handler) (*Loop, *fakeDriver) {
 	t.Helper()
 	l, d := testLoop(t, cfg, h)
-	if coreCert.Pool == nil {
-		coreCert = testcert.New(t)
-	}
+	coreCert := testcert.Shared(t)
 	if err := l.g.UseTLS(&Options{TLS: coreCert.ServerConfig()}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +99,7 @@ func dialTLS(t testing.TB, l *Loop, d *fakeDriver, fd int, cfg *tls.Config) *tls
 	p.c = l.NewConn(fd)
 	l.StartServer(p.c)
 	if cfg == nil {
-		cfg = coreCert.ClientConfig()
+		cfg = testcert.Shared(t).ClientConfig()
 		cfg.ServerName = "127.0.0.1"
 	}
 	p.tc = tls.Client(p, cfg)
@@ -416,7 +412,7 @@ func TestTLSStalledHandshakeIsCut(t *testing.T) {
 // clientHello is a real client's first flight.
 func clientHello(t testing.TB) []byte {
 	cc := &captureConn{got: make(chan []byte, 1), done: make(chan struct{})}
-	cfg := coreCert.ClientConfig()
+	cfg := testcert.Shared(t).ClientConfig()
 	cfg.ServerName = "127.0.0.1"
 	go func() { _ = tls.Client(cc, cfg).Handshake() }()
 	defer close(cc.done)

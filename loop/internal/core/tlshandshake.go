@@ -284,21 +284,29 @@ func (l *Loop) handshakeInput(c *Conn, t *tlsConn, p []byte) {
 	}
 }
 
-// handshakeWrite sends bytes a handshake wrote, if it is still c's.
-func (l *Loop) handshakeWrite(h *handshake, p []byte) {
+// handshakeConn is the connection whose handshake h is, or nil when it was
+// finished meanwhile.
+func (l *Loop) handshakeConn(h *handshake) *Conn {
 	c := l.t.byID(h.id)
 	if c == nil || !c.has(flagTLSHS) || l.tlss[c.slot].mc.hs != h {
-		return
+		return nil
 	}
-	l.sendRaw(c, p)
+	return c
+}
+
+// handshakeWrite sends bytes a handshake wrote, if it is still c's.
+func (l *Loop) handshakeWrite(h *handshake, p []byte) {
+	if c := l.handshakeConn(h); c != nil {
+		l.sendRaw(c, p)
+	}
 }
 
 // handshakeDone takes a connection back from its handshake: the machine
 // starts on top of TLS, and what the peer sent behind its last handshake
 // message is read.
 func (l *Loop) handshakeDone(h *handshake, err error) {
-	c := l.t.byID(h.id)
-	if c == nil || !c.has(flagTLSHS) || l.tlss[c.slot].mc.hs != h {
+	c := l.handshakeConn(h)
+	if c == nil {
 		return // finished meanwhile
 	}
 	if err != nil {
