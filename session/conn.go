@@ -63,6 +63,8 @@ const (
 	fPing             // a keepalive ping is waiting for any input
 	fOpened           // the handshake completed
 	fWantDrain        // a Send was refused: OnDrain when the queue empties
+	fKeepAlive        // the plain HTTP request being answered allows keep-alive
+	fBody             // a plain request's body is being collected in buf (remaining: bytes still due)
 )
 
 // Errors a handler may see in OnClose or from a method.
@@ -212,21 +214,6 @@ func (c *Conn) RemoteAddr() net.Addr {
 
 // State returns where the connection is in its life. It only moves forward.
 func (c *Conn) State() State { return c.state }
-
-// WriteHTTP answers the plain HTTP request this connection carries (state
-// StateHTTP) with a complete response, then closes the connection. It
-// returns ErrClosed in any other state.
-func (c *Conn) WriteHTTP(resp []byte) error {
-	switch {
-	case c.io == nil:
-		return ErrNotOnLoop
-	case c.state != StateHTTP || c.flags&fTClosed != 0:
-		return ErrClosed
-	}
-	c.io.Out = append(c.io.Out, resp...)
-	c.closeTransport()
-	return nil
-}
 
 // closeTransport asks the engine to close the socket (once what waits is
 // written), once.
