@@ -1,12 +1,20 @@
 // Package metrics exposes what a wsloop Server does in the Prometheus text
-// format, through the official client library
-// (github.com/prometheus/client_golang). A *Metrics is a loop.Observer: give
-// it to the server (loop.Options.Observer) and serve Handler, preferably on
-// an admin listener that the public cannot reach (package admin).
+// format, through github.com/VictoriaMetrics/metrics. A *Metrics is a
+// loop.Observer: give it to the server (loop.Options.Observer) and serve
+// Handler, preferably on an admin listener that the public cannot reach
+// (package admin).
 //
 //	m, err := metrics.New(metrics.Options{})
 //	opts := loop.Options{Observer: m}
 //	http.Handle("/metrics", m.Handler())
+//
+// Why not the official client (prometheus/client_golang v1.25.0): measured
+// on linux/arm64 with -trimpath -ldflags='-s -w', it adds 2.6 MB to a
+// program (protobuf and its descriptors come with it) where this one adds
+// 0.5 MB, and its package initialisation alone raised wsloop's RSS at
+// start from 6.3 MB to 10.4 MB (this one: 6.6 MB). An observation costs
+// the same in both (tens of nanoseconds, no allocation). The exposition is
+// the same text format, parsed by Prometheus's own parser in the tests.
 //
 // Package loop does not import this package nor any Prometheus code: a
 // program that never calls metrics.New links none of it.

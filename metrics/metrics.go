@@ -2,54 +2,51 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
 
-// Options configure New. The zero value makes a registry of the Metrics'
-// own with the Go runtime and process collectors.
+// Options configure New. The zero value is ready to use.
 type Options struct {
-	// Registry receives the collectors and is what Handler serves; nil: a
-	// new registry holding also the Go runtime and process collectors.
-	Registry *prometheus.Registry
+	// Set receives the series; nil: a new one of the Metrics' own. Give two
+	// servers' Metrics one Set (and distinct ConstLabels) to serve both on
+	// one page: a family's lines must stay together, which two separate
+	// pages concatenated would break.
+	Set *vm.Set
 	// ConstLabels are added to every wsloop_ series, e.g.
-	// {"server": "public"}: two servers in one process, each with its own
-	// Metrics, can then share one Registry.
-	ConstLabels prometheus.Labels
+	// {"server": "public"}.
+	ConstLabels map[string]string
 }
 
-// Metrics implements loop.Observer with Prometheus collectors. One Metrics
-// observes one Server; all its methods are safe for concurrent use and
-// allocate nothing once Started has run (see the package doc for the
-// series).
+// Metrics implements loop.Observer with VictoriaMetrics/metrics collectors.
+// One Metrics observes one Server; all its methods are safe for concurrent
+// use and allocate nothing once Started has run (see the package doc for
+// the series).
 type Metrics struct {
-	reg     *prometheus.Registry
-	handler http.Handler
-	state   atomic.Pointer[serverState]
-
-	// vectors of the per-loop series, resolved per loop in Started
-	accepted, opened, msgsIn, bytesIn, msgsOut, bytesOut *prometheus.CounterVec
-	open                                                 *prometheus.GaugeVec
-	lag                                                  *prometheus.HistogramVec
+	set    *vm.Set
+	labels string // the const labels, rendered: `a="x",b="y"` or ""
+	state  atomic.Pointer[serverState]
 
 	// resolved at New: the label values are known in advance
-	refused         [loop.NumRefuseReasons + 1]prometheus.Counter // + unknown
-	failures        [len(statusLabels)]prometheus.Counter
-	closed          [len(closeLabels)]prometheus.Counter
-	overflow        [len(overflowLabels)]prometheus.Counter
-	handshakeOK     prometheus.Observer
-	handshakeFailed prometheus.Observer
-	fanoutTook      prometheus.Observer
-	fanoutMembers   prometheus.Counter
+	refused         [loop.NumRefuseReasons + 1]*vm.Counter // + unknown
+	failures        [len(statusLabels)]*vm.Counter
+	closed          [len(closeLabels)]*vm.Counter
+	overflow        [len(overflowLabels)]*vm.Counter
+	handshakeOK     *vm.PrometheusHistogram
+	handshakeFailed *vm.PrometheusHistogram
+	fanoutTook      *vm.PrometheusHistogram
+	fanoutMembers   *vm.Counter
 }
 
 // serverState is what Started learned, published at once for the loops.
@@ -60,15 +57,15 @@ type serverState struct {
 
 // loopSeries are one loop's collectors, resolved once.
 type loopSeries struct {
-	accepted, opened, msgsIn, bytesIn, msgsOut, bytesOut prometheus.Counter
-	open                                                 prometheus.Gauge
-	lag                                                  prometheus.Observer
-	busy                                                 atomic.Int64 // nanoseconds
+	accepted, opened, msgsIn, bytesIn, msgsOut, bytesOut *vm.Counter
+	open                                                 *vm.Gauge
+	lag                                                  *vm.PrometheusHistogram
+	busy                                                 *vm.FloatCounter // nil for a loop Started did not announce
 }
 
 // Bucket bounds, in seconds. A handshake is at least one round trip and at
 // most the handshake timeout (10 s by default); a loop runs its ticks 0-1 ms
-// late when healthy, a fan-out part over a few thousand members takes
+// late when healthy; a fan-out part over a few thousand members takes
 // tens of microseconds to milliseconds.
 var (
 	handshakeBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -76,105 +73,146 @@ var (
 	fanoutBuckets    = []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
 )
 
-// New makes the collectors and registers them; it fails only when
-// opts.Registry already holds series of the same names and labels.
+// ownLabels are the label names the package sets itself.
+var ownLabels = map[string]bool{"loop": true, "reason": true, "status": true, "code": true, "policy": true, "outcome": true, "engine": true, "le": true}
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// New makes the series. It turns on the # HELP and # TYPE lines of
+// VictoriaMetrics/metrics for the whole process (vm.ExposeMetadata), so
+// that scrapers see counters, gauges and histograms typed. It fails for an
+// invalid const label or when opts.Set already holds these series.
 func New(opts Options) (*Metrics, error) {
-	reg := opts.Registry
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	vm.ExposeMetadata(true)
+	set := opts.Set
+	if set == nil {
+		set = vm.NewSet()
 	}
-	m := &Metrics{reg: reg}
-	cl := opts.ConstLabels
-	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: cl}, labels)
+	keys := make([]string, 0, len(opts.ConstLabels))
+	for k := range opts.ConstLabels {
+		if !labelName.MatchString(k) || strings.HasPrefix(k, "__") || ownLabels[k] {
+			return nil, fmt.Errorf("metrics: const label %q: want a Prometheus label name that is not one of the package's own (loop, code, ...)", k)
+		}
+		keys = append(keys, k)
 	}
-	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets, ConstLabels: cl}, labels)
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=" + quote(opts.ConstLabels[k]))
 	}
-	m.accepted = counter("wsloop_connections_accepted_total", "TCP connections accepted.", "loop")
-	m.opened = counter("wsloop_connections_opened_total", "WebSocket handshakes completed (101 sent).", "loop")
-	m.msgsIn = counter("wsloop_messages_received_total", "Messages delivered to handlers.", "loop")
-	m.bytesIn = counter("wsloop_received_bytes_total", "Payload bytes of the messages delivered to handlers.", "loop")
-	m.msgsOut = counter("wsloop_messages_sent_total", "Messages accepted for sending (written or queued).", "loop")
-	m.bytesOut = counter("wsloop_sent_bytes_total", "Payload bytes of the messages accepted for sending.", "loop")
-	m.open = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wsloop_connections_open", Help: "WebSocket connections opened and not yet closed.", ConstLabels: cl}, []string{"loop"})
-	m.lag = histogram("wsloop_loop_lag_seconds", "How late an event loop ran its timer tick.", lagBuckets, "loop")
-	refused := counter("wsloop_connections_refused_total", "Connections turned away by a server limit.", "reason")
-	failures := counter("wsloop_handshake_failures_total", `Upgrade requests answered with an HTTP error status ("none": the connection ended first).`, "status")
-	closed := counter("wsloop_connections_closed_total", "Opened connections closed, by close code.", "code")
-	overflow := counter("wsloop_overflow_total", "Times a connection was over HighWater and its overflow policy acted.", "policy")
-	handshake := histogram("wsloop_handshake_duration_seconds", "Time from accept to the 101 response (ok) or to the error (failed).", handshakeBuckets, "outcome")
-	fanoutTook := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wsloop_fanout_duration_seconds", Help: "Time from Room.Publish or Server.Broadcast to a loop's part of it done.", Buckets: fanoutBuckets, ConstLabels: cl})
-	fanoutMembers := prometheus.NewCounter(prometheus.CounterOpts{Name: "wsloop_fanout_members_total", Help: "Connections reached by Room.Publish and Server.Broadcast.", ConstLabels: cl})
-
-	for r := range m.refused {
-		m.refused[r] = refused.WithLabelValues(loop.RefuseReason(r).String())
-	}
-	for i, l := range statusLabels {
-		m.failures[i] = failures.WithLabelValues(l)
-	}
-	for i, l := range closeLabels {
-		m.closed[i] = closed.WithLabelValues(l)
-	}
-	for i, l := range overflowLabels {
-		m.overflow[i] = overflow.WithLabelValues(l)
-	}
-	m.handshakeOK = handshake.WithLabelValues("ok")
-	m.handshakeFailed = handshake.WithLabelValues("failed")
-	m.fanoutTook = fanoutTook
-	m.fanoutMembers = fanoutMembers
-
-	for _, c := range []prometheus.Collector{
-		m.accepted, m.opened, m.msgsIn, m.bytesIn, m.msgsOut, m.bytesOut, m.open, m.lag,
-		refused, failures, closed, overflow, handshake, fanoutTook, fanoutMembers,
-		newSnapshotCollector(m, cl),
-	} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, errors.New("metrics: the registry already holds wsloop series with these labels; give each Metrics of one registry distinct Options.ConstLabels")
-			}
-			return nil, err
+	m := &Metrics{set: set, labels: b.String()}
+	first := m.name("wsloop_fanout_members_total")
+	for _, n := range set.ListMetricNames() {
+		if n == first {
+			return nil, errors.New("metrics: the Set already holds wsloop series with these labels; give each Metrics of one Set distinct Options.ConstLabels")
 		}
 	}
-	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	for r := range m.refused {
+		m.refused[r] = set.NewCounter(m.name("wsloop_connections_refused_total", "reason", loop.RefuseReason(r).String()))
+	}
+	for i, l := range statusLabels {
+		m.failures[i] = set.NewCounter(m.name("wsloop_handshake_failures_total", "status", l))
+	}
+	for i, l := range closeLabels {
+		m.closed[i] = set.NewCounter(m.name("wsloop_connections_closed_total", "code", l))
+	}
+	for i, l := range overflowLabels {
+		m.overflow[i] = set.NewCounter(m.name("wsloop_overflow_total", "policy", l))
+	}
+	m.handshakeOK = set.NewPrometheusHistogramExt(m.name("wsloop_handshake_duration_seconds", "outcome", "ok"), handshakeBuckets)
+	m.handshakeFailed = set.NewPrometheusHistogramExt(m.name("wsloop_handshake_duration_seconds", "outcome", "failed"), handshakeBuckets)
+	m.fanoutTook = set.NewPrometheusHistogramExt(m.name("wsloop_fanout_duration_seconds"), fanoutBuckets)
+	m.fanoutMembers = set.NewCounter(first)
 	return m, nil
 }
 
-// Handler serves the registry in the Prometheus text format (or another
-// format the scraper asks for in Accept).
-func (m *Metrics) Handler() http.Handler { return m.handler }
+// quote renders a label value as the text format wants it.
+func quote(v string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return `"` + r.Replace(v) + `"`
+}
 
-// Registry is where the collectors are registered: add the application's
-// own there to serve them on the same page.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+// name renders a series name with the const labels and label pairs kv.
+func (m *Metrics) name(family string, kv ...string) string {
+	labels := m.labels
+	for i := 0; i+1 < len(kv); i += 2 {
+		if labels != "" {
+			labels += ","
+		}
+		labels += kv[i] + "=" + quote(kv[i+1])
+	}
+	if labels == "" {
+		return family
+	}
+	return family + "{" + labels + "}"
+}
 
-// Started implements loop.Observer: it resolves the per-loop series.
+// Handler serves the series and the Go runtime (go_*) and process
+// (process_*: RSS, open fds, CPU) metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.set.WritePrometheus(w)
+		vm.WriteProcessMetrics(w)
+	})
+}
+
+// Set is where the series are: add the application's own there to serve
+// them on the same page.
+func (m *Metrics) Set() *vm.Set { return m.set }
+
+// Started implements loop.Observer: it makes the per-loop series and the
+// server's description. Calling it again (a server started anew) keeps
+// the series and their counts.
 func (m *Metrics) Started(info loop.ServerInfo) {
 	st := &serverState{info: info, loops: make([]*loopSeries, max(info.Loops, 0))}
+	s := m.set
 	for i := range st.loops {
-		st.loops[i] = m.newLoopSeries(strconv.Itoa(i))
+		label := strconv.Itoa(i)
+		l := m.newLoopSeries(label)
+		l.busy = s.GetOrCreateFloatCounter(m.name("wsloop_loop_busy_seconds_total", "loop", label))
+		st.loops[i] = l
+		// The gauges read through m.state, so that a server started anew
+		// is read, not the one that made them.
+		s.GetOrCreateGauge(m.name("wsloop_loop_sockets", "loop", label), func() float64 { return float64(m.snapshot(i).Sockets) })
+		s.GetOrCreateGauge(m.name("wsloop_loop_queued_bytes", "loop", label), func() float64 { return float64(m.snapshot(i).QueuedBytes) })
+		s.GetOrCreateGauge(m.name("wsloop_loop_queued_tasks", "loop", label), func() float64 { return float64(m.snapshot(i).QueuedTasks) })
 	}
+	s.GetOrCreateGauge(m.name("wsloop_server_info", "engine", info.Engine), func() float64 { return 1 })
+	s.GetOrCreateGauge(m.name("wsloop_server_loops"), nil).Set(float64(info.Loops))
+	s.GetOrCreateGauge(m.name("wsloop_server_capacity_connections"), nil).Set(float64(info.Capacity))
 	m.state.Store(st)
 }
 
+// snapshot is loop i's state now, at scrape time.
+func (m *Metrics) snapshot(i int) loop.LoopSnapshot {
+	st := m.state.Load()
+	if st == nil || st.info.Snapshot == nil || i >= st.info.Loops {
+		return loop.LoopSnapshot{}
+	}
+	return st.info.Snapshot(i)
+}
+
 func (m *Metrics) newLoopSeries(label string) *loopSeries {
+	s := m.set
 	return &loopSeries{
-		accepted: m.accepted.WithLabelValues(label),
-		opened:   m.opened.WithLabelValues(label),
-		msgsIn:   m.msgsIn.WithLabelValues(label),
-		bytesIn:  m.bytesIn.WithLabelValues(label),
-		msgsOut:  m.msgsOut.WithLabelValues(label),
-		bytesOut: m.bytesOut.WithLabelValues(label),
-		open:     m.open.WithLabelValues(label),
-		lag:      m.lag.WithLabelValues(label),
+		accepted: s.GetOrCreateCounter(m.name("wsloop_connections_accepted_total", "loop", label)),
+		opened:   s.GetOrCreateCounter(m.name("wsloop_connections_opened_total", "loop", label)),
+		msgsIn:   s.GetOrCreateCounter(m.name("wsloop_messages_received_total", "loop", label)),
+		bytesIn:  s.GetOrCreateCounter(m.name("wsloop_received_bytes_total", "loop", label)),
+		msgsOut:  s.GetOrCreateCounter(m.name("wsloop_messages_sent_total", "loop", label)),
+		bytesOut: s.GetOrCreateCounter(m.name("wsloop_sent_bytes_total", "loop", label)),
+		open:     s.GetOrCreateGauge(m.name("wsloop_connections_open", "loop", label), nil),
+		lag:      s.GetOrCreatePrometheusHistogramExt(m.name("wsloop_loop_lag_seconds", "loop", label), lagBuckets),
 	}
 }
 
 // loop returns loop i's series. An index Started did not announce (a call
 // before Started, or an engine bug) is still counted under its own label,
-// through the vectors' lookup: slower and allocating, never lost. Its busy
+// through the Set's lookup: slower and allocating, never lost. Its busy
 // time is not kept.
 func (m *Metrics) loop(i int) *loopSeries {
 	if st := m.state.Load(); st != nil && uint(i) < uint(len(st.loops)) {
@@ -194,7 +232,7 @@ func (m *Metrics) Refused(_ int, reason loop.RefuseReason) {
 // HandshakeFailed implements loop.Observer.
 func (m *Metrics) HandshakeFailed(_ int, status int, took time.Duration) {
 	m.failures[statusIndex(status)].Inc()
-	m.handshakeFailed.Observe(seconds(took))
+	m.handshakeFailed.Update(seconds(took))
 }
 
 // Opened implements loop.Observer.
@@ -202,7 +240,7 @@ func (m *Metrics) Opened(loop int, took time.Duration) {
 	l := m.loop(loop)
 	l.opened.Inc()
 	l.open.Inc()
-	m.handshakeOK.Observe(seconds(took))
+	m.handshakeOK.Update(seconds(took))
 }
 
 // Closed implements loop.Observer.
@@ -233,26 +271,21 @@ func (m *Metrics) Overflowed(_ int, policy session.Overflow) {
 // LoopTick implements loop.Observer.
 func (m *Metrics) LoopTick(loop int, lag, busy time.Duration) {
 	l := m.loop(loop)
-	l.lag.Observe(seconds(lag))
-	if busy > 0 {
-		l.busy.Add(int64(busy))
+	l.lag.Update(seconds(lag))
+	if busy > 0 && l.busy != nil {
+		l.busy.Add(busy.Seconds())
 	}
 }
 
 // FanOut implements loop.Observer.
 func (m *Metrics) FanOut(_ int, members int, took time.Duration) {
 	m.fanoutMembers.Add(count(members))
-	m.fanoutTook.Observe(seconds(took))
+	m.fanoutTook.Update(seconds(took))
 }
 
-// count guards the counters, which panic on a negative addition: a loop
-// must never panic for a wrong figure.
-func count(n int) float64 {
-	if n < 0 {
-		return 0
-	}
-	return float64(n)
-}
+// count guards the counters, which would wrap around on a negative
+// addition: a wrong figure from the core is dropped, never a panic.
+func count(n int) int { return max(n, 0) }
 
 func seconds(d time.Duration) float64 {
 	if d < 0 {

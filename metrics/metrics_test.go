@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	vm "github.com/VictoriaMetrics/metrics"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -26,7 +26,7 @@ func scrape(t *testing.T, m *Metrics) map[string]*dto.MetricFamily {
 	if rec.Code != 200 {
 		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Fatalf("Content-Type %q, want the text format", ct)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
@@ -354,33 +354,58 @@ func TestBeforeStarted(t *testing.T) {
 	}
 }
 
-// TestSharedRegistry: two servers' Metrics in one registry, told apart by
-// ConstLabels; the same labels twice is a clear error.
-func TestSharedRegistry(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	pub := newMetrics(t, Options{Registry: reg, ConstLabels: prometheus.Labels{"server": "public"}})
-	tls := newMetrics(t, Options{Registry: reg, ConstLabels: prometheus.Labels{"server": "tls"}})
+// TestSharedSet: two servers' Metrics in one Set, told apart by
+// ConstLabels, on one page; the same labels twice and bad labels are clear
+// errors.
+func TestSharedSet(t *testing.T) {
+	set := vm.NewSet()
+	pub := newMetrics(t, Options{Set: set, ConstLabels: map[string]string{"server": "public"}})
+	tls := newMetrics(t, Options{Set: set, ConstLabels: map[string]string{"server": `t"l\s`, "dc": "a"}})
 	pub.Started(twoLoops("epoll"))
 	tls.Started(loop.ServerInfo{Engine: "goroutine", Loops: 1})
 	pub.Accepted(1)
 	tls.Accepted(0)
 	tls.Accepted(0)
-	f := scrape(t, pub) // pub's handler serves the shared registry
+	if pub.Set() != set {
+		t.Fatal("Set")
+	}
+	f := scrape(t, pub) // pub's handler serves the shared set
 	if got := value(t, f, "wsloop_connections_accepted_total", "server=public", "loop=1"); got != 1 {
 		t.Errorf("public: %g", got)
 	}
-	if got := value(t, f, "wsloop_connections_accepted_total", "server=tls", "loop=0"); got != 2 {
+	if got := value(t, f, "wsloop_connections_accepted_total", `server=t"l\s`, "dc=a", "loop=0"); got != 2 {
 		t.Errorf("tls: %g", got)
 	}
-	if value(t, f, "wsloop_server_info", "server=tls", "engine=goroutine") != 1 {
+	if value(t, f, "wsloop_server_info", `server=t"l\s`, "engine=goroutine") != 1 {
 		t.Error("tls server_info")
 	}
-	if _, ok := f["go_goroutines"]; ok {
-		t.Error("a caller's registry got the Go collector it did not ask for")
-	}
-	_, err := New(Options{Registry: reg, ConstLabels: prometheus.Labels{"server": "tls"}})
+	_, err := New(Options{Set: set, ConstLabels: map[string]string{"server": "public"}})
 	if err == nil || !strings.Contains(err.Error(), "ConstLabels") {
 		t.Errorf("same labels twice: %v, want an error naming ConstLabels", err)
+	}
+	for _, bad := range []string{"loop", "code", "0x", "a-b", "__name", ""} {
+		if _, err := New(Options{ConstLabels: map[string]string{bad: "v"}}); err == nil {
+			t.Errorf("const label %q: no error", bad)
+		}
+	}
+}
+
+// TestStartedAgain: a Metrics given to a server that starts anew keeps its
+// counts and reads the new server's snapshot.
+func TestStartedAgain(t *testing.T) {
+	m := newMetrics(t, Options{})
+	m.Started(twoLoops("epoll"))
+	m.Accepted(0)
+	second := twoLoops("epoll")
+	second.Snapshot = func(i int) loop.LoopSnapshot { return loop.LoopSnapshot{QueuedBytes: 42} }
+	m.Started(second)
+	m.Accepted(0)
+	f := scrape(t, m)
+	if v := value(t, f, "wsloop_connections_accepted_total", "loop=0"); v != 2 {
+		t.Errorf("accepted: %g, want 2", v)
+	}
+	if v := value(t, f, "wsloop_loop_queued_bytes", "loop=1"); v != 42 {
+		t.Errorf("queued bytes: %g, want the new server's 42", v)
 	}
 }
 
