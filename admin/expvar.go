@@ -35,6 +35,7 @@ func varsHandler(stats *session.Stats) http.Handler {
 				"closed":          s.Closed.Load(),
 				"messages":        s.Messages.Load(),
 				"dropped":         s.Dropped.Load(),
+				"slow_closed":     s.SlowClosed.Load(),
 				"protocol_errors": s.ProtocolErrors.Load(),
 				"panics":          s.Panics.Load(),
 			}

@@ -13,7 +13,7 @@ type Options struct {
 	// Metrics serves /metrics, e.g. (*metrics.Metrics).Handler(); nil: 404.
 	Metrics http.Handler
 	// Stats, when set, are published in /debug/vars as "wsloop" (opened,
-	// closed, messages, dropped, protocol_errors, panics).
+	// closed, messages, dropped, slow_closed, protocol_errors, panics).
 	Stats *session.Stats
 }
 
