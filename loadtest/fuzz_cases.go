@@ -101,6 +101,9 @@ var requestLines = []string{
 
 // mutateRequest applies one random change to an HTTP request.
 func mutateRequest(r *rand.Rand, req []byte) []byte {
+	if len(req) == 0 { // truncated to nothing by an earlier mutation
+		return req
+	}
 	lines := strings.Split(strings.TrimSuffix(string(req), "\r\n\r\n"), "\r\n")
 	switch r.IntN(12) {
 	case 0: // flip bits

@@ -182,6 +182,18 @@ func TestParseResponseHead(t *testing.T) {
 	}
 }
 
+// TestGenCaseNeverPanics makes many cases of several seeds (a wsload run
+// makes tens of thousands).
+func TestGenCaseNeverPanics(t *testing.T) {
+	n := 8000
+	if testing.Short() {
+		n = 2000
+	}
+	for i := range n {
+		genCase(uint64(i%7+1), i, "/ws/echo", "127.0.0.1:8080", "", 1<<16)
+	}
+}
+
 // TestCasesReplay: a seed and a case number give the same bytes.
 func TestCasesReplay(t *testing.T) {
 	kinds := map[string]int{}
