@@ -58,7 +58,9 @@ func startAdmin(a *adminConfig, opts *loop.Options, stats *session.Stats, log *s
 	}
 	log.Info("admin listener", "addr", bound.String(), "paths", "/metrics /debug/pprof/ /debug/vars")
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A profile being streamed is cut after a second: stopping must not
+		// wait for an operator's 30-second CPU profile.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			log.Warn("admin listener shutdown", "err", err)
