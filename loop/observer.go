@@ -36,29 +36,34 @@ type Observer interface {
 	// on the loop that accepted it, before any limit is checked: every
 	// accepted connection is later counted once by exactly one of Refused,
 	// HandshakeFailed or Opened (or by none when the server stopped first).
+	// An engine that stops accepting while it is full (the kernel's backlog
+	// holds the rest) reports nothing for the connections it did not take.
 	Accepted(loop int)
 
-	// Refused is called when a server limit turns a connection away, at the
-	// point of refusal: on the accepting loop for a refusal at accept time
-	// (capacity, per-IP connections, shutting down), on the connection's
-	// loop for a refusal in the handshake (handshake rate, handshakes in
-	// progress), after the 429/503 response (if any) has been written or
-	// queued. HandshakeFailed is not called for the same connection.
+	// Refused is called when a server limit turns a connection away, on the
+	// loop that owns it, at the point of refusal: at accept (capacity, the
+	// client's connections or handshake rate, handshakes in progress,
+	// shutting down), or once the request has been read when the client's
+	// address is known only from a trusted proxy's header. It is called
+	// after the 429/503 response (if any) has been written or queued.
+	// HandshakeFailed is not called for the same connection.
 	Refused(loop int, reason RefuseReason)
 
 	// HandshakeFailed is called on the connection's loop when its upgrade
 	// request was answered with an HTTP error status (400, 403, 404, 426,
-	// 431, ...), after the response has been written or queued; status 0
-	// means the connection ended before any response (the peer closed, the
+	// 431, ...), after the call that produced the response; status 0 means
+	// the connection ended before any response (the peer closed, the
 	// handshake deadline passed, a socket error). took is the time since
 	// the connection was accepted. A plain HTTP request (no upgrade) is not
 	// a handshake and is not reported.
 	HandshakeFailed(loop int, status int, took time.Duration)
 
-	// Opened is called on the connection's loop once the 101 response has
-	// been written or queued, just before Handler.OnOpen; took is the time
-	// since the connection was accepted (handshake latency as the server
-	// sees it, including a slow client's sending time).
+	// Opened is called on the connection's loop after the call into the
+	// connection in which its handshake completed (the 101 written or
+	// queued, Handler.OnOpen returned), and before any Closed of the same
+	// connection; took is the time since the connection was accepted
+	// (handshake latency as the server sees it, including a slow client's
+	// sending time).
 	Opened(loop int, took time.Duration)
 
 	// Closed is called on the connection's loop after Handler.OnClose has
@@ -74,9 +79,11 @@ type Observer interface {
 	MessagesIn(loop int, messages, bytes int)
 
 	// MessagesOut is called on the sending connection's loop for messages
-	// accepted for sending (written to the socket or queued): messages
-	// messages carrying bytes bytes of payload, control frames excluded. A
-	// fan-out reports one call per loop with the totals of its members.
+	// accepted for sending (written to the socket or queued) during a call
+	// into the connection (its callbacks, a Handle.Send or Handle.Do task,
+	// a fan-out): messages messages carrying bytes bytes of payload,
+	// control frames excluded. A fan-out may report one call per loop with
+	// the totals of its members.
 	MessagesOut(loop int, messages, bytes int)
 
 	// Overflowed is called on the connection's loop each time a
