@@ -16,7 +16,7 @@ import (
 // it checks the server's output against must not share the server's
 // mistakes.
 
-// Opcodes and close codes, as on the wire.
+// Opcodes, as on the wire.
 const (
 	opCont   = 0x0
 	opText   = 0x1

@@ -35,9 +35,10 @@ func (a *adminConfig) check() error {
 	return nil
 }
 
-// startAdmin starts the admin listener when -admin-addr is given and sets
-// the server's Observer to its metrics. stop shuts it down; call it after
-// the public server has stopped, so the drain can be watched to the end.
+// startAdmin starts the admin listener when -admin-addr is given, with
+// metrics meant to be the server's Observer (opts.Observer, once the core
+// calls one). stop shuts it down; call it after the public server has
+// stopped, so the drain can be watched to the end.
 func startAdmin(a *adminConfig, opts *loop.Options, stats *session.Stats, log *slog.Logger) (stop func(), err error) {
 	if a.addr == "" {
 		return func() {}, nil
