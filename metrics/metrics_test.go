@@ -251,7 +251,18 @@ func TestExposition(t *testing.T) {
 	checkHistogram(t, f, "wsloop_fanout_duration_seconds", 2, 0.00204,
 		map[float64]uint64{.00005: 1, .001: 1, .0025: 2, math.Inf(1): 2})
 
-	// The Go runtime and process collectors of a registry made by New.
+	// Every wsloop family on the page was checked above.
+	checked := map[string]bool{"wsloop_handshake_duration_seconds": true, "wsloop_loop_lag_seconds": true, "wsloop_fanout_duration_seconds": true}
+	for _, c := range checks {
+		checked[c.name] = true
+	}
+	for name := range f {
+		if strings.HasPrefix(name, "wsloop_") && !checked[name] {
+			t.Errorf("family %s is not checked by this test", name)
+		}
+	}
+
+	// The Go runtime and process metrics Handler adds.
 	if value(t, f, "go_goroutines") < 1 {
 		t.Error("go_goroutines < 1")
 	}
