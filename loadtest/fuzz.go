@@ -70,7 +70,9 @@ type FuzzConfig struct {
 	// the same seed replays the same cases).
 	Seed uint64
 	// Src are local addresses to bind connections to, in turn.
-	Src    []string
+	Src []string
+	// Logger hears of each failure as it happens (the first few); default
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -162,6 +164,7 @@ func RunFuzz(ctx context.Context, cfg FuzzConfig) (*FuzzReport, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	cfg.Logger.Debug("fuzz", "url", cfg.URL, "seed", cfg.Seed, "conns", cfg.Conns, "cases", cfg.Cases, "duration", cfg.Duration)
 	ctl := &control{f: f}
 	if err := ctl.connect(); err != nil {
 		return nil, fmt.Errorf("control connection: %w (is %s an echo endpoint?)", err, cfg.URL)
@@ -227,6 +230,7 @@ func (f *fuzzer) failf(i int, c *fuzzCase, kind, format string, a ...any) {
 		f.detail = append(f.detail, fmt.Sprintf("case %d (%s, seed %d): %s: %s; sent %d bytes, starting %x",
 			i, c.kind, f.cfg.Seed, kind, msg, len(sent), sent[:min(len(sent), 48)]))
 	}
+	f.cfg.Logger.Warn("fuzz: the server failed a case", "detail", f.detail[len(f.detail)-1])
 }
 
 func (f *fuzzer) outcome(o string) {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -102,7 +104,8 @@ func brokenServer(t *testing.T, act func(c net.Conn, br *bufio.Reader)) string {
 // that never ends a connection hangs every case; one that answers with a
 // masked frame and a forbidden close code breaks the frame rules.
 func TestFuzzFindsBrokenServers(t *testing.T) {
-	cfg := FuzzConfig{Conns: 4, Cases: 8, Duration: 20 * time.Second, CaseTimeout: time.Second, ControlTimeout: 300 * time.Millisecond, Seed: 7}
+	cfg := FuzzConfig{Conns: 4, Cases: 8, Duration: 20 * time.Second, CaseTimeout: time.Second, ControlTimeout: 300 * time.Millisecond, Seed: 7,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 
 	cfg.URL = brokenServer(t, func(c net.Conn, br *bufio.Reader) {
 		time.Sleep(10 * time.Second) // reads nothing, closes nothing
