@@ -93,13 +93,13 @@ type Observer interface {
 	// OverflowClose1013: once per connection, before its Closed).
 	Overflowed(loop int, policy session.Overflow)
 
-	// LoopTick is called on the loop's own goroutine about ten times a
-	// second (each timing-wheel tick, or a probe timer when no connection
-	// has a timer), at most once per loop iteration. lag is how late the
-	// loop ran that tick: the time it started the tick's work minus the
-	// time the tick was due (0 when on time). busy is the time the loop
-	// spent working, not waiting in the poller, since its previous
-	// LoopTick. Engines without event loops do not call it.
+	// LoopTick is called on the loop's own goroutine at least once a second
+	// while the loop runs (on timing-wheel ticks, or a timer the core keeps
+	// for it), at most once per loop iteration. lag is how late the loop
+	// ran that timer: the time it started the timer's work minus the time
+	// the timer was due (0 when on time). busy is the time the loop spent
+	// working, not waiting in the poller, since its previous LoopTick.
+	// Engines without event loops do not call it.
 	LoopTick(loop int, lag, busy time.Duration)
 
 	// FanOut is called on each loop that took part in a Room.Publish or a
