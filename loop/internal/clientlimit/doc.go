@@ -20,7 +20,7 @@
 // working size.
 //
 // Memory is bounded under a flood of distinct addresses: at most
-// Config.MaxTracked addresses are tracked (about 48 bytes each at the
+// Config.MaxTracked addresses are tracked (about 50 bytes each at the
 // most). An address that has no connection open and a full token bucket
 // carries no state and is dropped when its room is needed. When the table
 // is full, a new address takes the room of the least recently limited

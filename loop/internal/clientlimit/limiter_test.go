@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -576,4 +577,28 @@ func BenchmarkAdmitReleaseParallel(b *testing.B) {
 			l.Release(tk, 0)
 		}
 	})
+}
+
+// TestFloodMemory: 300,000 distinct addresses that all keep a connection
+// open fill the default table and no more: its heap stays at the stated
+// bound (about 50 bytes per tracked address, 3 MiB in all), where tracking
+// them all would take five times that.
+func TestFloodMemory(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l := mustNew(t, Config{MaxConnsPerClient: 4, HandshakeRate: 1})
+	for i := range 300_000 {
+		l.Admit(v4(uint32(i)), int64(i)) // never released
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	if l.Tracked() != DefaultMaxTracked {
+		t.Errorf("%d tracked, want the bound %d", l.Tracked(), DefaultMaxTracked)
+	}
+	if limit := int64(DefaultMaxTracked) * 52; grown > limit {
+		t.Errorf("heap grew %d bytes for %d tracked addresses, over %d (52 B each)", grown, l.Tracked(), limit)
+	}
+	runtime.KeepAlive(l)
 }
