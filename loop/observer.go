@@ -7,7 +7,7 @@ import (
 )
 
 // Observer is told what a Server does, for metrics. The engine core calls
-// it; package metrics implements it with Prometheus collectors, and loop
+// it; package metrics implements it (Prometheus text format), and loop
 // itself imports no metrics library, so a program that uses no Observer
 // links none.
 //
