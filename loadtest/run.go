@@ -27,6 +27,9 @@ type runner interface {
 // something wrong (the report says what); any other error means the run
 // could not be carried out as asked.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if cfg.Scenario == Fuzz {
+		return runFuzzScenario(ctx, cfg)
+	}
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}

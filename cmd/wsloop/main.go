@@ -45,7 +45,7 @@ func main() {
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
 	loops, maxConns, maxMessage, highWater                             int
-	expvar                                                             bool
+	admin                                                              adminConfig
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
 }
 
@@ -76,12 +76,15 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
+	c.admin.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if err := c.admin.check(); err != nil {
+		return nil, err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together: give both or neither")
@@ -147,9 +150,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		})
 	}
 	stats := new(session.Stats)
-	if c.expvar {
-		httpHandler = withVars(httpHandler, stats)
-	}
 	opts := loop.Options{
 		Engine:   c.engine,
 		Loops:    c.loops,
@@ -176,6 +176,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		}
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	stopAdmin, err := startAdmin(&c.admin, &opts, stats, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
 		return err
