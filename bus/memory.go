@@ -34,7 +34,7 @@ func NewMemory(inbox int) *Memory {
 
 // Node is one process's Bus on a Memory.
 type Node struct {
-	m     *Memory
+	m       *Memory
 	inbox   chan memMsg
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the delivery goroutine has returned

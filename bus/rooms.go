@@ -33,6 +33,7 @@ type Rooms struct {
 }
 
 type room struct {
+	topic   string // prefix + name, made once
 	local   *loop.Room
 	members int
 	cancel  func() // the bus subscription; nil without a bus
@@ -62,10 +63,10 @@ func (rs *Rooms) Join(name string, h session.Handle) (members int, err error) {
 	defer rs.mu.Unlock()
 	r := rs.rooms[name]
 	if r == nil {
-		r = &room{local: loop.NewRoom()}
+		r = &room{topic: rs.prefix + name, local: loop.NewRoom()}
 		if rs.bus != nil {
 			local := r.local
-			r.cancel, err = rs.bus.Subscribe(rs.prefix+name, func(op session.Opcode, p []byte) {
+			r.cancel, err = rs.bus.Subscribe(r.topic, func(op session.Opcode, p []byte) {
 				rs.received.Add(1)
 				local.Publish(op, p)
 			})
@@ -114,13 +115,18 @@ func (rs *Rooms) Publish(name string, op session.Opcode, p []byte) error {
 	rs.mu.Lock()
 	r := rs.rooms[name]
 	rs.mu.Unlock()
+	topic := ""
 	if r != nil {
 		r.local.Publish(op, p)
+		topic = r.topic
 	}
 	if rs.bus == nil {
 		return nil
 	}
-	if err := rs.bus.Publish(rs.prefix+name, op, p); err != nil {
+	if topic == "" {
+		topic = rs.prefix + name
+	}
+	if err := rs.bus.Publish(topic, op, p); err != nil {
 		rs.busErrors.Add(1)
 		return err
 	}
