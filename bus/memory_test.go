@@ -88,7 +88,7 @@ func TestRoomsWithoutBus(t *testing.T) {
 	if rs.Len() != 0 || rs.Members("empty") != 0 {
 		t.Fatalf("len %d members %d", rs.Len(), rs.Members("empty"))
 	}
-	if n := rs.Leave("nope", session.Handle{}); n != 0 {
-		t.Fatalf("leave of unknown room: %d", n)
+	if n, ok := rs.Leave("nope", session.Handle{}); n != 0 || ok {
+		t.Fatalf("leave of unknown room: %d %v", n, ok)
 	}
 }

@@ -82,13 +82,14 @@ func (rs *Rooms) Join(name string, h session.Handle) (members int, err error) {
 }
 
 // Leave removes h from room name and returns the local member count left;
-// the room and its subscription go with its last local member.
-func (rs *Rooms) Leave(name string, h session.Handle) (members int) {
+// the room and its subscription go with its last local member. ok is false
+// when the room had no local members.
+func (rs *Rooms) Leave(name string, h session.Handle) (members int, ok bool) {
 	rs.mu.Lock()
 	r := rs.rooms[name]
 	if r == nil {
 		rs.mu.Unlock()
-		return 0
+		return 0, false
 	}
 	r.local.Leave(h)
 	r.members--
@@ -102,7 +103,7 @@ func (rs *Rooms) Leave(name string, h session.Handle) (members int) {
 	if cancel != nil {
 		cancel()
 	}
-	return max(members, 0)
+	return max(members, 0), true
 }
 
 // Publish sends a message to every member of room name in every process:
