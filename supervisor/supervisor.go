@@ -243,12 +243,14 @@ func (s *super) run(ctx context.Context) error {
 		}
 	}
 	infos := make([]Info, len(s.workers))
+	pids := make([]int, len(s.workers))
 	capacity := 0
 	for i, w := range s.workers {
-		infos[i] = w.info
+		infos[i], pids[i] = w.info, w.info.PID
 		capacity += w.info.Capacity
 	}
-	s.log.Info("wsloop supervisor serving", "workers", len(s.workers), "addr", infos[0].Addr, "capacity", capacity)
+	s.log.Info("wsloop supervisor serving", "workers", len(s.workers), "addr", infos[0].Addr, "capacity", capacity,
+		"pids", fmt.Sprint(pids))
 	if s.cfg.OnAllReady != nil {
 		s.cfg.OnAllReady(infos)
 	}

@@ -182,6 +182,11 @@ func Connect(url string, opts Options) (*Bus, error) {
 		nats.PingInterval(opts.PingInterval),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			select {
+			case <-b.done: // our own Close
+				return
+			default:
+			}
 			b.disconnects.Add(1)
 			b.log.Warn("bus: NATS disconnected; reconnecting", "err", err)
 		}),

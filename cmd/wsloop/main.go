@@ -46,6 +46,7 @@ type config struct {
 	loops, maxConns, maxMessage                              int
 	expvar                                                   bool
 	idleTimeout, pingInterval, shutdownTimeout               time.Duration
+	scale                                                    scaleConfig // procs.go
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -65,6 +66,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	c.scale.register(fs)
 	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -86,6 +88,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if c.maxMessage <= 0 {
 		return nil, fmt.Errorf("-max-message %d: give a positive number of bytes", c.maxMessage)
 	}
+	if err := c.scale.check(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -101,8 +106,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.scale.supervising() {
+		return c.scale.supervise(ctx, c, args, log)
+	}
+	b, closeBus, err := c.scale.connect(log)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 
-	d := demo.New(demo.Options{AllowedOrigins: splitList(c.origins)})
+	d := demo.New(demo.Options{AllowedOrigins: splitList(c.origins), Bus: b})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -169,6 +182,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
 		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+	c.scale.serving(c, srv, d, log)
 	if ready != nil {
 		ready(srv.Addr().String())
 	}

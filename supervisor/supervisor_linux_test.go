@@ -3,8 +3,10 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -235,5 +237,40 @@ func TestStubbornWorkerKilled(t *testing.T) {
 	err := h.wait(t)
 	if err == nil || !strings.Contains(err.Error(), "killed after") {
 		t.Fatalf("Run: %v, want the kill reported", err)
+	}
+}
+
+// TestReservePort: the reserved port takes no connections itself, and two
+// SO_REUSEPORT listeners (two workers) can both bind it and share them.
+func TestReservePort(t *testing.T) {
+	addr, release, err := ReservePort("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if strings.HasSuffix(addr, ":0") {
+		t.Fatalf("reserved %s: no port chosen", addr)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("a connection to the reserved port was accepted with nobody listening")
+	}
+	// A plain listener (no SO_REUSEPORT: the goroutine engine today) cannot
+	// take the port; a SO_REUSEPORT one (the epoll engine) can, twice.
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Fatal("a listener without SO_REUSEPORT took the reserved port")
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, 0xf /* SO_REUSEPORT */, 1) })
+		return errors.Join(err, serr)
+	}}
+	for range 2 {
+		l, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatalf("SO_REUSEPORT listener on the reserved port: %v", err)
+		}
+		defer l.Close()
 	}
 }
