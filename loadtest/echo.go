@@ -58,6 +58,7 @@ func (p *part) onEcho(x *conn, c *session.Conn, op session.Opcode, payload []byt
 		p.note("payload mismatch", "conn %d message %d (%d bytes, opcode %d): %s", x.id, x.b, len(payload), op, bad)
 	} else {
 		p.lat.record(time.Duration(p.clock() - ts))
+		p.echoed.Add(1)
 	}
 	x.b++
 	if p.share.Rate == 0 { // closed loop: the echo is the signal to send again

@@ -27,21 +27,24 @@ type runner interface {
 // something wrong (the report says what); any other error means the run
 // could not be carried out as asked.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	tgt, err := resolveURL(cfg.URL)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := resolveURL(cfg.PublishURL); err != nil {
-		return nil, err
-	}
 	if cfg.RunID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		cfg.RunID = hex.EncodeToString(b[:])
 	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	tgts, err := resolveEndpoints(cfg.URL, cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PublishURL != "" {
+		if _, err := resolveEndpoints(cfg.PublishURL, cfg.Origin); err != nil {
+			return nil, err
+		}
+	}
+	tgt := tgts[0].target
 	perProc := socketsPerProc()
 	sockets := cfg.sockets()
 	procs := cfg.Procs
@@ -71,6 +74,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, fmt.Errorf("-server-pid: %w", err)
 		}
 	}
+	if cfg.Scenario == Soak {
+		base, err := sampleServer(ctx, &cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		if !base.HasProc && !base.HasVars {
+			return nil, fmt.Errorf("soak: nothing to check the server by: give -server-pid, or serve expvar at %s (wsloop -expvar)", cfg.Soak.VarsURL)
+		}
+		rep.Soak = &SoakReport{Before: base, Peak: base, Tolerance: cfg.Soak.Tolerance}
+	}
 
 	runners := make([]runner, procs)
 	for i := range shares {
@@ -96,9 +109,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	cfg.Logger.Debug("setup", "scenario", cfg.Scenario, "conns", cfg.Conns, "procs", procs, "src", len(src))
 	setupErr := eachRunner(runners, func(_ int, r runner) error { return r.setup(ctx) })
+	if setupErr == nil && cfg.crossChecked() {
+		if err := warmUp(ctx, &cfg, runners); err != nil {
+			rep.Failures = append(rep.Failures, err.Error())
+		}
+	}
 	var trafficErr error
 	if setupErr == nil {
+		stopSampler := func() {}
+		if rep.Soak != nil {
+			stopSampler = sampleDuring(ctx, &cfg, rep.Soak)
+		}
 		trafficErr = eachRunner(runners, func(_ int, r runner) error { return r.traffic(ctx) })
+		stopSampler()
 		if cfg.ServerPID > 0 {
 			if rep.ServerRSSAfter, err = settledRSS(ctx, cfg.ServerPID, 10*time.Second); err != nil {
 				rep.Notes = append(rep.Notes, "server RSS after the traffic: "+err.Error())
@@ -115,6 +138,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := errors.Join(setupErr, trafficErr, finishErr); err != nil {
 		return nil, err
 	}
+	if rep.Soak != nil {
+		rep.Soak.settle(ctx, &cfg, time.Now())
+	}
 	if err := rep.merge(&cfg, results); err != nil {
 		return nil, err
 	}
@@ -122,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.ServerBytesPerConn = float64(rep.ServerRSSAfter-rep.ServerRSSBefore) / float64(rep.HeldAtEnd)
 	}
 	rep.verify(&cfg)
+	if rep.Soak != nil {
+		rep.Failures = append(rep.Failures, rep.Soak.Failures...)
+	}
 	if !rep.Passed() {
 		return rep, &VerificationError{Failures: rep.Failures}
 	}
@@ -146,9 +175,21 @@ func planShares(cfg *Config, procs int, src []string) []shareSpec {
 		s.Messages, _ = split(cfg.Messages, i)
 		s.Rate = cfg.Rate / float64(procs)
 		s.Ramp = cfg.Ramp / float64(procs)
-		if cfg.Scenario == Broadcast {
+		if cfg.Scenario == Broadcast || cfg.Scenario == SSE || cfg.Scenario == Soak {
 			s.Rate = cfg.Rate
-			s.Publisher = i == 0 && cfg.Publish == PublishSelf
+			if cfg.Scenario == Soak {
+				s.Rate = cfg.Rate / float64(procs)
+			}
+			if cfg.Publish == PublishSelf {
+				for k := i; k < cfg.Publishers; k += procs {
+					s.Publishers = append(s.Publishers, k)
+				}
+			}
+		}
+		if cfg.Scenario == Soak {
+			s.Subs, _ = split(cfg.Soak.Subscribers, i)
+			s.Slow, _ = split(cfg.Soak.SlowReaders, i)
+			s.Churn = cfg.Soak.ChurnRate / float64(procs)
 		}
 		if len(src) >= procs {
 			for j := i; j < len(src); j += procs {
@@ -193,4 +234,52 @@ func (l localRunner) progress() progress                { return l.p.progress() 
 func (l localRunner) stop()                             { _ = l.p.d.Close() }
 func (l localRunner) finish(context.Context) (*partResult, error) {
 	return l.p.finish(), nil
+}
+
+// warmUp waits until every subscriber has heard a probe from every
+// publisher (the rooms span the processes behind the URLs), at most WarmUp.
+func warmUp(ctx context.Context, cfg *Config, runners []runner) error {
+	end := time.Now().Add(cfg.WarmUp)
+	var warmed, want int64
+	for {
+		warmed, want = 0, 0
+		for _, r := range runners {
+			pr := r.progress()
+			warmed += pr.Warmed
+			want += pr.Subs * int64(cfg.Publishers)
+		}
+		if want > 0 && warmed >= want {
+			return nil
+		}
+		if !time.Now().Before(end) || ctx.Err() != nil {
+			break
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	return fmt.Errorf("warm-up: after %v, subscribers had heard %d of %d (subscriber, publisher) pairs: messages do not cross between the servers behind the URLs", cfg.WarmUp, warmed, want)
+}
+
+// sampleDuring samples the server every 5 s during the soak's traffic,
+// keeping the peak, until the returned function is called.
+func sampleDuring(ctx context.Context, cfg *Config, r *SoakReport) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s, err := sampleServer(ctx, cfg, false); err == nil {
+					r.Peak = peakOf(r.Peak, s)
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
