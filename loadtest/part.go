@@ -67,6 +67,7 @@ type part struct {
 	trafficUnix                         atomic.Int64 // wall clock at traffic start, Unix ns
 
 	heldAtStart, heldAtEnd   int64
+	subsAtStart              int64 // soak: room subscribers open when the traffic started
 	rcvAtStart, bytesAtStart int64 // received before the traffic (setup, a chat's join notices)
 	rcvTraffic, bytesTraffic int64 // received during the traffic
 	trafficSecs              float64
@@ -404,11 +405,8 @@ func (p *part) setup(ctx context.Context) error {
 // traffic runs the scenario; it returns when its traffic is over, with the
 // connections still held.
 func (p *part) traffic(ctx context.Context) error {
-	pubs := int64(p.openPublishers())
-	p.heldAtStart = p.active.Load() - pubs
-	if p.cfg.Scenario == Soak {
-		p.heldAtStart = p.subsOpen.Load() // whose deliveries are due
-	}
+	p.heldAtStart = p.active.Load() - int64(p.openPublishers())
+	p.subsAtStart = p.subsOpen.Load()
 	p.rcvAtStart, p.bytesAtStart = p.received.Load(), p.bytesRcv.Load()
 	p.trafficUnix.Store(time.Now().UnixNano())
 	p.phase.Store(phaseTraffic)
@@ -472,6 +470,7 @@ func (p *part) finish() *partResult {
 			Published:     p.published.Load(),
 			Heartbeats:    p.heartbeats.Load(),
 			SlowReaders:   p.slowOpen.Load(),
+			Subscribers:   p.subsAtStart,
 		},
 		Handshake:    p.hs.snapshot(),
 		Latency:      p.lat.snapshot(),

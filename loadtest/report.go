@@ -47,6 +47,9 @@ type Counts struct {
 	// SlowReaders are soak connections that completed their handshake and
 	// then never read.
 	SlowReaders int64 `json:"slow_readers,omitempty"`
+	// Subscribers are the soak's room subscribers open when the traffic
+	// started: the room's deliveries due are Published times them.
+	Subscribers int64 `json:"subscribers,omitempty"`
 }
 
 func (c *Counts) add(o *Counts) {
@@ -73,6 +76,7 @@ func (c *Counts) add(o *Counts) {
 	c.Published += o.Published
 	c.Heartbeats += o.Heartbeats
 	c.SlowReaders += o.SlowReaders
+	c.Subscribers += o.Subscribers
 }
 
 func addMap(dst, src map[string]int64) map[string]int64 {
@@ -211,7 +215,7 @@ func (r *Report) merge(cfg *Config, parts []*partResult) error {
 	}
 	switch {
 	case r.Scenario == Soak:
-		r.Expected = r.Published * r.HeldAtStart
+		r.Expected = r.Published * r.Subscribers
 		r.Lost = max(0, r.Expected-r.Delivered)
 	case r.Scenario != Broadcast && r.Scenario != SSE:
 	case cfg.Publish == PublishSelf:
@@ -267,7 +271,7 @@ func (r *Report) verify(cfg *Config) {
 	}
 	held := int64(cfg.Conns)
 	if r.Scenario == Soak {
-		held = int64(cfg.Soak.Subscribers) // what HeldAtStart counts there
+		held -= int64(cfg.Soak.SlowReaders) // not among the generator's event-loop connections
 	}
 	if r.Scenario != Connect && r.Scenario != Churn && r.HeldAtStart < held && sumMap(r.Failed) == 0 {
 		f("only %d of %d connections were open when the traffic started", r.HeldAtStart, held)
@@ -304,6 +308,7 @@ func (r *Report) WriteText(w io.Writer) {
 		p("sse        %d heartbeats (comment lines)", r.Heartbeats)
 	}
 	if r.Soak != nil {
+		p("soak       %d room subscribers, %d slow readers (never read), %d churned", r.Subscribers, r.SlowReaders, r.ClosedClean)
 		r.Soak.writeText(p)
 	}
 	p("generator  VmRSS %s max per process %v", fmtBytes(r.GeneratorRSS), fmtAll(r.GeneratorRSSPerProc))

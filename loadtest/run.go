@@ -139,6 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	if rep.Soak != nil {
+		stopAll(runners) // the workers and their pipes are gone before the server is judged
 		rep.Soak.settle(ctx, &cfg, time.Now())
 	}
 	if err := rep.merge(&cfg, results); err != nil {
@@ -267,6 +268,9 @@ func sampleDuring(ctx context.Context, cfg *Config, r *SoakReport) (stop func())
 	wg.Go(func() {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
+		if s, err := sampleServer(ctx, cfg, false); err == nil { // every connection is up now
+			r.Peak = peakOf(r.Peak, s)
+		}
 		for {
 			select {
 			case <-done:
@@ -281,5 +285,13 @@ func sampleDuring(ctx context.Context, cfg *Config, r *SoakReport) (stop func())
 		}
 	})
 	var once sync.Once
-	return func() { once.Do(func() { close(done); wg.Wait() }) }
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			if s, err := sampleServer(ctx, cfg, false); err == nil { // the traffic's end, connections still held
+				r.Peak = peakOf(r.Peak, s)
+			}
+		})
+	}
 }

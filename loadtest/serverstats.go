@@ -37,7 +37,9 @@ type SoakReport struct {
 	Failures  []string `json:"failures,omitempty"`
 }
 
-var soakHTTP = &http.Client{Timeout: 10 * time.Second}
+// soakHTTP keeps no connection open between samples: an idle keep-alive
+// socket would count as one of the server's descriptors.
+var soakHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 // sampleServer reads the server's figures; gc makes it collect garbage
 // first when Soak.GCURL is set.

@@ -120,9 +120,9 @@ func (p *part) soakTraffic(ctx context.Context, start time.Time) error {
 	// The publisher's process knows how many went out; the others expect
 	// all but the last, which the clock may have cut, and otherwise wait
 	// for deliveries to stall for Drain.
-	want := int64(p.cfg.Messages-1) * p.heldAtStart
+	want := int64(p.cfg.Messages-1) * p.subsAtStart
 	if p.openPublishers() > 0 {
-		want = p.published.Load() * p.heldAtStart
+		want = p.published.Load() * p.subsAtStart
 	}
 	p.drain(ctx, start, func() bool {
 		return p.pending.Load() == 0 && p.echoed.Load()+p.mismatched.Load() >= p.sent.Load() && p.delivered.Load() >= want
