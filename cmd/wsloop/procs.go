@@ -15,7 +15,6 @@ import (
 
 	"github.com/wsloop/wsloop/bus"
 	"github.com/wsloop/wsloop/bus/natsbus"
-	"github.com/wsloop/wsloop/bus/natsserver"
 	"github.com/wsloop/wsloop/demo"
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/supervisor"
@@ -67,12 +66,12 @@ func (s *scaleConfig) supervise(ctx context.Context, c *config, args []string, l
 	defer release()
 	url := s.nats
 	if url == "" {
-		ns, err := natsserver.Start(natsserver.Options{Logger: log})
+		u, stop, err := startEmbeddedNATS(log)
 		if err != nil {
 			return fmt.Errorf("-procs: embedded NATS server: %w", err)
 		}
-		defer ns.Close() // after the workers: they shut down with their bus up
-		url = ns.URL()
+		defer stop() // after the workers: they shut down with their bus up
+		url = u
 		log.Info("embedded NATS server for the workers", "url", url)
 	}
 	wargs := append(append([]string(nil), args...), "-addr", addr, "-nats", url)
