@@ -22,7 +22,8 @@ type Broadcast struct {
 }
 
 // NewBroadcast subscribes to topic on b and returns a Broadcast delivering
-// through local. b nil: this process only.
+// through local, for example a *loop.Server's Broadcast method. b nil: this
+// process only.
 func NewBroadcast(b Bus, topic string, local func(op session.Opcode, p []byte) error) (*Broadcast, error) {
 	x := &Broadcast{bus: b, topic: topic, local: local}
 	if b == nil {

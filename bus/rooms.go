@@ -29,7 +29,7 @@ type Rooms struct {
 	mu    sync.Mutex
 	rooms map[string]*room
 
-	published, received, busErrors atomic.Uint64
+	published, received, busErrors, localErrors atomic.Uint64
 }
 
 type room struct {
@@ -45,6 +45,9 @@ type RoomStats struct {
 	Published uint64 `json:"published"`  // Publish calls
 	Received  uint64 `json:"received"`   // messages from other processes handed to local members
 	BusErrors uint64 `json:"bus_errors"` // publishes or subscriptions the bus refused (ErrDropped, ErrClosed)
+	// LocalErrors are hand-offs to this process's loops that a loop refused
+	// (session.ErrQueueFull): that loop's members missed the message.
+	LocalErrors uint64 `json:"local_errors"`
 }
 
 // NewRooms returns rooms on b whose topics are prefix + room name; b nil
@@ -68,7 +71,9 @@ func (rs *Rooms) Join(name string, h session.Handle) (members int, err error) {
 			local := r.local
 			r.cancel, err = rs.bus.Subscribe(r.topic, func(op session.Opcode, p []byte) {
 				rs.received.Add(1)
-				local.Publish(op, p)
+				if local.Publish(op, p) != nil {
+					rs.localErrors.Add(1)
+				}
 			})
 			if err != nil {
 				rs.busErrors.Add(1)
@@ -108,30 +113,36 @@ func (rs *Rooms) Leave(name string, h session.Handle) (members int, ok bool) {
 
 // Publish sends a message to every member of room name in every process:
 // the local ones at once, the others through one bus message. The error is
-// the bus's (ErrDropped: the other processes miss it); local members have
-// it either way. A room without local members still publishes to the
-// others.
+// a local loop's refusal (session.ErrQueueFull: its members miss the
+// message), or else the bus's (ErrDropped: the other processes miss it);
+// either way the rest get it. A room without local members still
+// publishes to the others.
 func (rs *Rooms) Publish(name string, op session.Opcode, p []byte) error {
 	rs.published.Add(1)
 	rs.mu.Lock()
 	r := rs.rooms[name]
 	rs.mu.Unlock()
 	topic := ""
+	var lerr error
 	if r != nil {
-		r.local.Publish(op, p)
+		if lerr = r.local.Publish(op, p); lerr != nil {
+			rs.localErrors.Add(1)
+		}
 		topic = r.topic
 	}
 	if rs.bus == nil {
-		return nil
+		return lerr
 	}
 	if topic == "" {
 		topic = rs.prefix + name
 	}
 	if err := rs.bus.Publish(topic, op, p); err != nil {
 		rs.busErrors.Add(1)
-		return err
+		if lerr == nil {
+			return err
+		}
 	}
-	return nil
+	return lerr
 }
 
 // Members returns the local member count of room name.
@@ -153,5 +164,6 @@ func (rs *Rooms) Len() int {
 
 // Stats returns the counters.
 func (rs *Rooms) Stats() RoomStats {
-	return RoomStats{Rooms: rs.Len(), Published: rs.published.Load(), Received: rs.received.Load(), BusErrors: rs.busErrors.Load()}
+	return RoomStats{Rooms: rs.Len(), Published: rs.published.Load(), Received: rs.received.Load(),
+		BusErrors: rs.busErrors.Load(), LocalErrors: rs.localErrors.Load()}
 }

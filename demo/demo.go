@@ -12,9 +12,6 @@ import (
 
 // Options configure the demo applications.
 type Options struct {
-	// AllowedOrigins are the browser origins allowed besides the server's
-	// own (see NewRouter); "*" allows all.
-	AllowedOrigins []string
 	// PushInterval is the time between push readings; default 1s.
 	PushInterval time.Duration
 	// Bus, when set, spreads chat rooms and push readings over every
@@ -35,7 +32,7 @@ type Demo struct {
 // Close it when the server shuts down, to stop the push ticker.
 func New(opts Options) *Demo {
 	d := &Demo{
-		Router: NewRouter(opts.AllowedOrigins),
+		Router: NewRouter(),
 		Chat:   NewChatOn(opts.Bus),
 		Push:   NewPushOn(opts.PushInterval, opts.Bus),
 	}

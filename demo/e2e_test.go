@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
+	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -20,7 +21,9 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 
 // serve starts the demo on a real server with engine on 127.0.0.1:0.
 // extra, when set, serves /selftest-report (the browser test's verdict).
-func serve(t *testing.T, engine string, opts Options, extra http.Handler) (*loop.Server, *Demo, string) {
+// serve runs the demo on engine; origins are the browser origins allowed
+// besides the server's own.
+func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
 	t.Helper()
 	d := New(opts)
 	var h http.Handler = d.Page()
@@ -33,7 +36,7 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler) (*loop
 	srv, err := loop.NewServer(Echo, loop.Options{
 		Engine:  engine,
 		Loops:   2,
-		Session: session.Config{Upgrade: d.Upgrade},
+		Session: session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
 		HTTP:    h,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -243,7 +246,7 @@ func TestPush(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
-			_, _, addr := serve(t, engine, Options{AllowedOrigins: []string{"http://good.test"}}, nil)
+			_, _, addr := serve(t, engine, Options{}, nil, "http://good.test")
 			cases := []struct {
 				path, origin string
 				status       int
@@ -306,7 +309,7 @@ func TestPageOverHTTP(t *testing.T) {
 // TestRouterHandleFunc: a route that reads the live request (here a token in
 // the query) and hands its connection a value.
 func TestRouterHandleFunc(t *testing.T) {
-	rt := NewRouter(nil)
+	rt := NewRouter()
 	rt.HandleFunc("/ws/private", func(r *session.Request) (session.Accept, error) {
 		if r.Query().Get("token") != "s3cret" {
 			return session.Accept{}, &session.RejectError{Status: http.StatusUnauthorized, Message: "token required"}

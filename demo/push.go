@@ -38,7 +38,8 @@ var pushEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // counting from 1. On a bus (NewPushOn) every process also publishes the
 // readings it makes first and relays those that arrive first from the
 // others: a subscriber anywhere gets each seq once, in order, even while
-// its own process's ticker runs late.
+// its own process's ticker runs late (readings skipped over are made up
+// for, up to 16 in a row).
 //
 // The ticker goroutine starts with the first subscriber and stops on Close.
 type Push struct {
@@ -164,19 +165,36 @@ func (p *Push) relay(op session.Opcode, r []byte) {
 	}
 }
 
+// maxFill bounds the readings accept makes up for: after a longer stall
+// the feed skips ahead.
+const maxFill = 16
+
 // accept publishes reading r, number seq, to the subscribers unless a
-// reading as recent has been published; it reports whether it did.
+// reading as recent has been published; it reports whether it did. Readings
+// skipped since the last one (this process's ticker ran late, and another
+// process's newer reading came first) are published first: they are a
+// function of their number, so this process makes them as every other
+// would, and subscribers see every seq once and in order.
 func (p *Push) accept(seq uint64, r []byte) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if seq <= p.lastSeq || p.closed {
 		return false
 	}
+	if p.lastSeq > 0 && seq-p.lastSeq <= maxFill {
+		for n := p.lastSeq + 1; n < seq; n++ {
+			p.publishLocked(n, p.readingAt(n))
+		}
+	}
+	p.publishLocked(seq, r)
+	return true
+}
+
+func (p *Push) publishLocked(seq uint64, r []byte) {
 	p.last, p.lastSeq = r, seq
 	if p.room.Len() > 0 {
-		p.room.Publish(session.Text, r) // posts tasks; never blocks
+		_ = p.room.Publish(session.Text, r) // posts tasks, never blocks; a full loop queue skips its subscribers once
 	}
-	return true
 }
 
 // slot is the number of the interval now falls in.
@@ -186,10 +204,12 @@ func (p *Push) slot(now time.Time) uint64 {
 
 func (p *Push) slotStart(n uint64) time.Time { return pushEpoch.Add(time.Duration(n) * p.interval) }
 
-// reading makes the reading of the interval now falls in: a gentle
-// daily-looking wave around 21.5 °C rounded to 0.1.
-func (p *Push) reading(now time.Time) []byte {
-	n := p.slot(now)
+// reading makes the reading of the interval now falls in.
+func (p *Push) reading(now time.Time) []byte { return p.readingAt(p.slot(now)) }
+
+// readingAt makes reading n: a gentle daily-looking wave around 21.5 °C
+// rounded to 0.1.
+func (p *Push) readingAt(n uint64) []byte {
 	t := p.slotStart(n)
 	temp := 21.5 + 1.5*math.Sin(float64(t.UnixMilli()%600_000)/600_000*2*math.Pi)
 	temp = math.Round(temp*10) / 10

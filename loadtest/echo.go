@@ -78,7 +78,7 @@ func (p *part) echoTraffic(ctx context.Context, start time.Time) error {
 	end := time.Now().Add(p.cfg.Duration)
 	if p.share.Rate == 0 {
 		for x, ids := range byExec {
-			if err := x.ExecuteAll(ids, p.kick); err != nil {
+			if err := x.ExecuteAll(ids, p.kick, 0); err != nil {
 				return err
 			}
 		}
@@ -119,7 +119,7 @@ func (p *part) openLoop(ctx context.Context, hs []session.Handle, total time.Dur
 			}
 			p.pending.Add(due)
 			for x, ids := range batch {
-				if x.ExecuteAll(ids, p.kickOpen) != nil {
+				if x.ExecuteAll(ids, p.kickOpen, 0) != nil {
 					p.pending.Add(-int64(len(ids)))
 				}
 			}

@@ -157,13 +157,17 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 	if cfg.Size*2 > maxMsg {
 		maxMsg = cfg.Size * 2
 	}
+	ping := cfg.Ping
+	if ping == 0 {
+		ping = -1 // the generator pings only when asked to; it answers the server's pings
+	}
 	p.d, err = loop.NewDialer(loop.DialerOptions{
 		Loops:          cfg.Loops,
 		ConnectTimeout: cfg.ConnectTimeout,
 		Logger:         cfg.Logger,
 		Session: session.Config{
 			MaxMessage:   maxMsg,
-			PingInterval: cfg.Ping,
+			PingInterval: ping,
 		},
 	})
 	if err != nil {

@@ -1,10 +1,14 @@
 package loop
 
 import (
+	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"time"
 
+	"github.com/wsloop/wsloop/loop/internal/core"
+	"github.com/wsloop/wsloop/loop/internal/epoll"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -22,15 +26,34 @@ type DialerOptions struct {
 // Dialer opens many client connections on event loops (the epoll/kqueue
 // engine): non-blocking connects, the opening handshake, masked frames. It
 // is what the load generator holds tens of thousands of sockets with.
-type Dialer struct{ d *dialEngine }
+type Dialer struct {
+	d   *epoll.Dialer
+	cfg session.Config
+}
 
 // NewDialer starts the loops.
 func NewDialer(opts DialerOptions) (*Dialer, error) {
-	d, err := newDialEngine(opts)
+	if opts.Session.Handler != nil || opts.Session.Upgrade != nil {
+		return nil, errors.New("loop: a Dialer's handlers are given to Dial, not in its Session config")
+	}
+	if err := opts.Session.Validate(); err != nil {
+		return nil, err
+	}
+	dl := &Dialer{cfg: opts.Session}
+	dl.cfg.Role = session.Client
+	dl.cfg.Normalize()
+	if opts.Loops <= 0 {
+		opts.Loops = runtime.GOMAXPROCS(0)
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	d, err := epoll.NewDialer(&core.Options{Loops: opts.Loops, Config: &dl.cfg, Logger: opts.Logger}, opts.ConnectTimeout)
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{d}, nil
+	dl.d = d
+	return dl, nil
 }
 
 // Dial starts connecting to raddr (ip:port) from local address src (nil:
@@ -40,11 +63,11 @@ func NewDialer(opts DialerOptions) (*Dialer, error) {
 // StatusAbnormal and the cause (a syscall error such as ECONNREFUSED or
 // ETIMEDOUT, or a *session.HandshakeError).
 func (d *Dialer) Dial(raddr *net.TCPAddr, src net.IP, r *session.ClientRequest, h session.Handler) error {
-	return d.d.dial(raddr, src, r, h)
+	return d.d.Dial(raddr, src, r, h)
 }
 
 // Conns is the number of connections open or being opened.
-func (d *Dialer) Conns() int { return d.d.conns() }
+func (d *Dialer) Conns() int { return d.d.Conns() }
 
 // Close closes every connection (no close handshake) and stops the loops.
-func (d *Dialer) Close() error { return d.d.close() }
+func (d *Dialer) Close() error { return d.d.Close() }

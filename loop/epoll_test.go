@@ -15,10 +15,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/wsloop/wsloop/session"
 	"golang.org/x/sys/unix"
+
+	"github.com/wsloop/wsloop/loop/internal/core"
+	"github.com/wsloop/wsloop/loop/internal/epoll"
+	"github.com/wsloop/wsloop/loop/internal/netpoll"
+	"github.com/wsloop/wsloop/session"
 )
 
 // Tests of the epoll engine over real loopback sockets, with a raw client
@@ -72,7 +75,7 @@ func (ev *events) handler(echo bool) session.Handler {
 }
 
 // startEpoll serves h on 127.0.0.1:0 with the epoll engine.
-func startEpoll(t testing.TB, h session.Handler, tune func(*Options), hook func(*epollEngine)) *Server {
+func startEpoll(t testing.TB, h session.Handler, tune func(*Options), hook func(core.Engine)) *Server {
 	t.Helper()
 	opts := Options{Engine: "epoll", Loops: 2}
 	opts.Session.CloseTimeout = 2 * time.Second
@@ -84,7 +87,7 @@ func startEpoll(t testing.TB, h session.Handler, tune func(*Options), hook func(
 		t.Fatal(err)
 	}
 	if hook != nil {
-		hook(s.eng.(*epollEngine))
+		hook(s.eng)
 	}
 	if err := s.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -289,7 +292,7 @@ func TestEpollLingerBoundsUnsentBytes(t *testing.T) {
 	s := startEpoll(t, h, func(o *Options) {
 		o.Session.HighWater = 16 << 20
 		o.Session.CloseTimeout = 100 * time.Millisecond
-	}, func(e *epollEngine) { e.linger = 200 * time.Millisecond })
+	}, func(e core.Engine) { e.Group().SetLinger(200 * time.Millisecond) })
 	c := dialRaw(t, s.Addr())
 	defer c.Close()
 	c.handshake(t) // and then never read again
@@ -380,10 +383,10 @@ func TestEpollAcceptEMFILEPausesWithoutSpinning(t *testing.T) {
 			fails.Add(1)
 			return -1, unix.EMFILE
 		}
-		return accept(lfd)
+		return netpoll.Accept(lfd)
 	}
 	ev := &events{}
-	s := startEpoll(t, ev.handler(true), func(o *Options) { o.Loops = 1 }, func(e *epollEngine) { e.acceptHook = fake })
+	s := startEpoll(t, ev.handler(true), func(o *Options) { o.Loops = 1 }, func(e core.Engine) { epoll.SetAccept(e, fake) })
 	c := dialRaw(t, s.Addr())
 	defer c.Close()
 	c.handshake(t)
@@ -579,116 +582,13 @@ func TestEpollEchoAllocatesNothing(t *testing.T) {
 	}
 }
 
-// The per-connection struct is what an idle connection costs: it lives in
-// the loop's connection table (no malloc rounding), so every byte counts.
-// session.Conn is 96 of its 112 bytes.
-func TestEpollConnSize(t *testing.T) {
-	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
-		t.Skip("sizes are checked on 64-bit platforms")
-	}
-	if n := unsafe.Sizeof(conn{}); n > 112 {
-		t.Fatalf("conn is %d bytes, want at most 112", n)
-	}
-	if n := unsafe.Sizeof(connChunk{}); n > 64<<10 {
-		t.Fatalf("a table chunk is %d bytes, want at most 64 KiB", n)
-	}
-}
-
-// The connection table spans several chunks; slots freed by closed
-// connections are reused by new ones, lowest chunk first, every conn finds
-// its own loop, a handle of a closed connection never reaches the
-// connection that took its slot (the conn's memory is reused), and the
-// table shrinks back once the connections are gone.
-func TestEpollConnTableReusesSlotsAndShrinks(t *testing.T) {
-	n := 2*int(connChunkLen) + 10
-	handles := make(chan session.Handle, 2*n)
-	h := session.HandlerFuncs{
-		Open:    func(c *session.Conn) { handles <- c.Handle() },
-		Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) },
-	}
-	s := startEpoll(t, h, func(o *Options) { o.Loops = 1 }, nil)
-	l := s.eng.(*epollEngine).group().loops[0]
-	type tableState struct{ chunks, live, badLoop int }
-	table := func() tableState {
-		got := make(chan tableState, 1)
-		_ = l.post(func() {
-			st := tableState{chunks: len(l.chunks)}
-			for _, ch := range l.chunks {
-				st.live += int(ch.live)
-				for i := range ch.top {
-					if c := &ch.conns[i]; !c.has(flagClosed) && c.loop() != l {
-						st.badLoop++
-					}
-				}
-			}
-			got <- st
-		})
-		return <-got
-	}
-	clients := make([]*rawClient, n)
-	old := make([]session.Handle, n)
-	for i := range clients {
-		clients[i] = dialRaw(t, s.Addr())
-		clients[i].handshake(t)
-		old[i] = <-handles
-	}
-	defer func() {
-		for _, c := range clients {
-			c.Close()
-		}
-	}()
-	if st := table(); st != (tableState{chunks: 3, live: n}) {
-		t.Fatalf("table after %d connections: %+v, want 3 chunks, %d live, 0 with the wrong loop", n, st, n)
-	}
-	// Close the first 100 and the last 100: the third chunk empties but
-	// stays, the spare.
-	closed := map[int]bool{}
-	for i := 0; i < 100; i++ {
-		closed[i], closed[n-1-i] = true, true
-	}
-	for i := range closed {
-		clients[i].Close()
-	}
-	eventually(t, "the closed connections to go", func() bool { return s.Conns() == n-len(closed) })
-	if st := table(); st != (tableState{chunks: 3, live: n - len(closed)}) {
-		t.Fatalf("table after closing %d: %+v, want 3 chunks", len(closed), st)
-	}
-	for i := range closed {
-		clients[i] = dialRaw(t, s.Addr())
-		clients[i].handshake(t)
-		<-handles
-	}
-	ran := make(chan int, len(closed))
-	for i := range closed {
-		_ = old[i].Do(func(c *session.Conn) { ran <- i })
-	}
-	for i, c := range clients {
-		c.echo(t, []byte(fmt.Sprintf("client %d", i)))
-	}
-	if st := table(); st != (tableState{chunks: 3, live: n}) {
-		t.Fatalf("table after reopening: %+v, want the freed slots reused", st)
-	}
-	select {
-	case i := <-ran:
-		t.Fatalf("a task for closed connection %d ran", i)
-	default:
-	}
-	for _, c := range clients {
-		c.Close()
-	}
-	eventually(t, "every connection to go", func() bool { return s.Conns() == 0 })
-	if st := table(); st != (tableState{chunks: 1}) {
-		t.Fatalf("table with no connections: %+v, want 1 (empty) chunk", st)
-	}
-}
-
 // A handshake deadline that the request beats by far (the usual case) is
 // dropped at the next tick: it never takes a place in a wheel slot, where
 // it would wait for its time (10 s) in memory.
 func TestEpollFastHandshakeLeavesNoTimer(t *testing.T) {
 	h := session.HandlerFuncs{}
-	s := startEpoll(t, h, func(o *Options) { o.Loops = 1 }, nil)
-	l := s.eng.(*epollEngine).group().loops[0]
+	s := startEpoll(t, h, func(o *Options) { o.Loops = 1; o.Session.PingInterval = -1 }, nil)
+	l := s.eng.Group().Loops()[0]
 	for i := 0; i < 50; i++ {
 		c := dialRaw(t, s.Addr())
 		defer c.Close()
@@ -696,7 +596,7 @@ func TestEpollFastHandshakeLeavesNoTimer(t *testing.T) {
 	}
 	timers := func() int {
 		ch := make(chan int, 1)
-		_ = l.post(func() { ch <- l.w.Len() })
+		_ = l.Post(func() { ch <- l.Timers() })
 		return <-ch
 	}
 	// Well within the 10 s handshake timeout: the entries must be gone
@@ -707,51 +607,6 @@ func TestEpollFastHandshakeLeavesNoTimer(t *testing.T) {
 			t.Fatalf("%d timers still in the wheel after the handshakes", timers())
 		}
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// Entries added and cancelled within one tick are dropped without ever
-// being placed, however often Advance runs in that tick; an entry already
-// due fires at the next Advance, without waiting for the tick.
-func TestWheelRecentEntriesWaitForTheTick(t *testing.T) {
-	w := newWheel(100*time.Millisecond, 16, 0)
-	live := map[uint64]int64{}
-	w.Stale = func(k uint64, at int64) bool { return live[k] != at }
-	var fired []uint64
-	fire := func(k uint64, at int64) {
-		if live[k] == at {
-			fired = append(fired, k)
-			delete(live, k)
-		}
-	}
-	for k := uint64(0); k < 100; k++ {
-		live[k] = 10_000 * ms
-		w.Add(k, 10_000*ms)
-		w.Advance(int64(k)*ms/2, fire) // many loop iterations within the first tick
-		delete(live, k)                // the request arrived
-	}
-	for i, b := range w.slots {
-		if b != nil {
-			t.Fatalf("slot %d holds entries before the tick ended", i)
-		}
-	}
-	live[500] = 1
-	w.Add(500, 1) // as soon as possible
-	if next := w.Next(); next > 60*ms {
-		t.Fatalf("Next = %d ms with an entry due, want now", next/ms)
-	}
-	w.Advance(60*ms, fire)
-	if len(fired) != 1 || fired[0] != 500 {
-		t.Fatalf("fired %v, want [500] at once", fired)
-	}
-	w.Advance(100*ms, fire) // the tick: the cancelled entries are dropped
-	if w.Len() != 0 {
-		t.Fatalf("Len = %d after the tick, want 0", w.Len())
-	}
-	for i, b := range w.slots {
-		if b != nil {
-			t.Fatalf("slot %d holds entries after the tick", i)
-		}
 	}
 }
 

@@ -23,7 +23,12 @@ func withMaxMessage(n int) func(o *loop.Options) {
 // and binary messages of every length class, then many pipelined messages.
 func TestIntegrationEcho(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, echoRecorder(), withMaxMessage(1<<20))
+		// The pipelined part below lets replies queue while the client
+		// checks them: more than the default HighWater of a slow consumer.
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+			o.Session.MaxMessage = 1 << 20
+			o.Session.HighWater = 4 << 20
+		})
 		c := ts.dialWS("/", nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 		defer cancel()

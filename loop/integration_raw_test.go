@@ -51,6 +51,7 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"header without colon", "GET / HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n", 400, ""},
 			{"rejected by UpgradeFunc", handshakeRequest("/private"), 401, "WWW-Authenticate: Basic"},
 			{"UpgradeFunc error", handshakeRequest("/forbidden"), 403, ""},
+			{"another site's page (same-origin by default)", "GET / HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n" + upgradeHeaders + "Sec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 403, ""},
 			{"plain GET /healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, ""},
 			{"plain GET /nothing", "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404, ""},
 			{"Upgrade without Connection is plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 404, ""},
@@ -85,7 +86,7 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"Connection list (Firefox)", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"},
 			{"case-insensitive names and tokens", "GET / HTTP/1.1\r\nhost: x\r\nupgrade: WebSocket\r\nconnection: UPGRADE\r\nsec-websocket-key: " + testKey + "\r\nsec-websocket-version: 13\r\n\r\n"},
 			{"white space around values", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade:   websocket  \r\nConnection:Upgrade\r\nSec-WebSocket-Key:  " + testKey + " \r\nSec-WebSocket-Version: 13\r\n\r\n"},
-			{"query string and other headers", "GET /chat?room=1&x=%20 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: test\r\nOrigin: http://example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nCookie: a=b\r\n\r\n"},
+			{"query string and other headers", "GET /chat?room=1&x=%20 HTTP/1.1\r\nHost: example.com:8080\r\nUser-Agent: test\r\nOrigin: http://example.com:8080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nCookie: a=b\r\n\r\n"},
 			{"head just under the limit", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\nX-Pad: " + strings.Repeat("p", 7900) + "\r\n\r\n"},
 		}
 		for _, tc := range accepted {

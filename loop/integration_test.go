@@ -32,6 +32,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
+	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -123,6 +124,7 @@ type recorder struct {
 	open    func(c *session.Conn)
 	message func(c *session.Conn, op session.Opcode, p []byte)
 	close   func(c *session.Conn, code session.StatusCode, reason string, err error)
+	drain   func(c *session.Conn)
 
 	nextID atomic.Int64
 	mu     sync.Mutex
@@ -217,6 +219,13 @@ func (r *recorder) OnClose(c *session.Conn, code session.StatusCode, reason stri
 	r.mu.Unlock()
 	if r.close != nil {
 		r.close(c, code, reason, err)
+	}
+}
+
+// OnDrain implements session.Drainer.
+func (r *recorder) OnDrain(c *session.Conn) {
+	if r.drain != nil {
+		r.drain(c)
 	}
 }
 

@@ -103,7 +103,10 @@ func (r *Room) Len() int {
 // Publish sends one message to every member: it encodes the frame once and
 // posts one task per loop. Members whose connections have gone away are
 // skipped by their loops (Leave them from OnClose to keep the room small).
-func (r *Room) Publish(op session.Opcode, p []byte) {
+// Each member's loop applies its Config.Overflow (Stats count drops and
+// slow consumers closed). It returns the first loop's refusal, if any
+// (session.ErrQueueFull: that loop's members miss this message).
+func (r *Room) Publish(op session.Opcode, p []byte) error {
 	m := session.NewPrepared(op, p)
 	type post struct {
 		x   session.Executor
@@ -118,7 +121,11 @@ func (r *Room) Publish(op session.Opcode, p []byte) {
 	}
 	r.mu.Unlock()
 	send := func(c *session.Conn) { _ = c.SendPrepared(m) }
+	var first error
 	for _, p := range posts {
-		_ = p.x.ExecuteAll(p.ids, send)
+		if err := p.x.ExecuteAll(p.ids, send, len(m.Frame())); err != nil && first == nil {
+			first = err
+		}
 	}
+	return first
 }

@@ -18,11 +18,11 @@ type fakeExecutor struct {
 	calls [][]uint64
 }
 
-func (x *fakeExecutor) Execute(id uint64, fn func(c *session.Conn)) error {
-	return x.ExecuteAll([]uint64{id}, fn)
+func (x *fakeExecutor) Execute(id uint64, fn func(c *session.Conn), missed func(), cost int) error {
+	return x.ExecuteAll([]uint64{id}, fn, cost)
 }
 
-func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(c *session.Conn)) error {
+func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(c *session.Conn), cost int) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.calls = append(x.calls, ids) // kept as given: the Room must not change it later

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -459,4 +460,22 @@ func testTaskPanic(t *testing.T, engine string) {
 		t.Fatalf("other connection: %q", got)
 	}
 	waitUntil(t, "the victim to be gone", func() bool { return s.Conns() == 1 })
+}
+
+// The gnet engine is opt-in: a program that imports only loop links
+// neither gnet nor its dependencies (ants starts goroutines at init).
+func TestLoopDoesNotLinkGnet(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", "github.com/wsloop/wsloop/loop").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "panjf2000") || strings.Contains(dep, "go.uber.org/zap") {
+			t.Errorf("package loop depends on %s", dep)
+		}
+	}
 }

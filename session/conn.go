@@ -4,24 +4,23 @@ import (
 	"errors"
 	"net"
 
-	"github.com/gobwas/ws"
 	"github.com/wsloop/wsloop/codec"
 )
 
-// Conn is one connection's protocol state. Engines allocate it (usually
-// embedded in their own per-connection struct) and drive it; handlers use
-// the exported methods above the engine section. Its size is kept at 96
-// bytes (see TestConnSize), and an idle open Conn holds no buffer: the
-// bytes of a partial header, frame or fragmented message live in pooled
-// buffers that go back to their pool as soon as the frame or message is
-// complete.
+// Conn is one connection as its handler sees it: the methods below. Its
+// engine drives the same memory through a Machine. Its size is kept at 88
+// bytes (see TestConnSize), and an idle open Conn holds no buffer: the bytes
+// of a partial header, frame or fragmented message live in pooled buffers
+// that go back to their pool as soon as the frame or message is complete,
+// and what it sends is handed to its engine at the end of each call.
 //
-// A *Conn is valid from OnOpen until OnClose returns: an engine may then
-// reuse its memory for another connection (the epoll engine does). To
+// A *Conn is used on its own loop only, inside its handler's calls and the
+// tasks run through its Handle; elsewhere its methods that act return
+// ErrNotOnLoop. It is valid from OnOpen until OnClose returns: an engine may
+// then reuse its memory for another connection (the epoll engine does). To
 // refer to a connection from elsewhere or later, keep its Handle.
 type Conn struct {
 	cfg   *Config
-	t     Transport
 	h     Handler
 	value any
 	proto *string // negotiated subprotocol (nil: none); client handshake: the offers, comma-separated
@@ -32,6 +31,9 @@ type Conn struct {
 	// hdrLen bytes). During the handshake it holds a partial request head
 	// (server) or the key followed by a partial response head (client).
 	buf *[]byte
+
+	// io is the engine call in progress; nil between calls.
+	io *IO
 
 	remaining uint32  // payload bytes of the current frame not yet received (frames are at most MaxMessage)
 	mask      [4]byte // current frame's masking key, rotated as bytes are unmasked
@@ -50,24 +52,20 @@ type Conn struct {
 }
 
 const (
-	fClient        uint16 = 1 << iota
-	fInFrame              // between a frame's header and the end of its payload
-	fFin                  // the current frame is final
-	fDiscard              // the current frame's payload is skipped
-	fCloseSent            // a close frame was sent: no more data frames out, data in is discarded
-	fCloseRecv            // a close frame was received: input is over
-	fReported             // OnClose was called
-	fTClosed              // Transport.Close was called or the transport is gone
-	fPing                 // a keepalive ping is waiting for any input
-	fStampPending         // the closing deadline starts at the next Feed or Tick
-	fBusy                 // inside Feed, Tick or InitClient
-	fOpened               // the handshake completed
-	fInHandler            // inside OnOpen or OnMessage
-	fReportPending        // the transport closed during OnOpen/OnMessage: OnClose follows their return
-	fOverHW               // the engine's last Write reported HighWater or more bytes waiting
+	fClient    uint16 = 1 << iota
+	fInFrame          // between a frame's header and the end of its payload
+	fFin              // the current frame is final
+	fDiscard          // the current frame's payload is skipped
+	fCloseSent        // a close frame was sent: no more data frames out, data in is discarded
+	fCloseRecv        // a close frame was received: input is over
+	fReported         // OnClose was called
+	fTClosed          // the engine was asked to close the socket, or it is gone
+	fPing             // a keepalive ping is waiting for any input
+	fOpened           // the handshake completed
+	fWantDrain        // a Send was refused: OnDrain when the queue empties
 )
 
-// Errors a handler may see in OnClose.
+// Errors a handler may see in OnClose or from a method.
 var (
 	// ErrCloseTimeout: the peer did not finish the close handshake within
 	// Config.CloseTimeout.
@@ -84,30 +82,41 @@ var (
 
 // Protocol violations found by the session (those of single frames are codec's).
 var (
-	errContinuation = &codec.ProtocolError{Code: ws.StatusProtocolError, Reason: "continuation frame without a message to continue"}
-	errInterleaved  = &codec.ProtocolError{Code: ws.StatusProtocolError, Reason: "new data frame inside a fragmented message"}
-	errTooBig       = &codec.ProtocolError{Code: ws.StatusMessageTooBig, Reason: "message too big"}
+	errContinuation = &codec.ProtocolError{Code: 1002, Reason: "continuation frame without a message to continue"}
+	errInterleaved  = &codec.ProtocolError{Code: 1002, Reason: "new data frame inside a fragmented message"}
+	errTooBig       = &codec.ProtocolError{Code: 1009, Reason: "message too big"}
 )
 
-// ---- For handlers (call on the connection's goroutine only) ----
+// sendable reports why no frame may be sent now, or nil.
+func (c *Conn) sendable() error {
+	switch {
+	case c.io == nil:
+		return ErrNotOnLoop
+	case c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0:
+		return ErrClosed
+	}
+	return nil
+}
 
 // Send sends one message (Text payloads must be valid UTF-8). It returns
 // ErrClosed once a close frame was sent or the connection is not open, and
-// applies Config.Overflow when the engine already holds HighWater unsent
-// bytes: ErrBackpressure (OverflowError), nil after dropping the message
-// (OverflowDrop), ErrClosed after starting the close handshake
-// (OverflowClose1008, OverflowClose1013). p is not retained or modified.
+// applies Config.Overflow when the connection already holds HighWater or
+// more unsent bytes:
+// ErrClosed after starting the close handshake (OverflowClose1008, the
+// default, and OverflowClose1013), ErrDropped (OverflowDrop) or
+// ErrBackpressure (OverflowError). p is not retained or modified.
 func (c *Conn) Send(op Opcode, p []byte) error {
-	if c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0 {
-		return ErrClosed
+	if err := c.sendable(); err != nil {
+		return err
 	}
 	if op != Text && op != Binary {
 		return ErrOpcode
 	}
-	if ok, err := c.admit(); !ok {
+	if err := c.admit(); err != nil {
 		return err
 	}
-	return c.writeFrame(op, p)
+	c.appendFrame(op, p)
+	return nil
 }
 
 // SendPrepared sends a message prepared once for many connections: a
@@ -117,13 +126,14 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.flags&fClient != 0 {
 		return c.Send(m.op, m.payload)
 	}
-	if c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0 {
-		return ErrClosed
-	}
-	if ok, err := c.admit(); !ok {
+	if err := c.sendable(); err != nil {
 		return err
 	}
-	return c.write(m.frame)
+	if err := c.admit(); err != nil {
+		return err
+	}
+	c.io.Out = append(c.io.Out, m.frame...)
+	return nil
 }
 
 // Ping sends a ping with payload p (at most 125 bytes). The peer's pong is
@@ -132,10 +142,11 @@ func (c *Conn) Ping(p []byte) error {
 	if len(p) > 125 {
 		return ErrControlTooLong
 	}
-	if c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0 {
-		return ErrClosed
+	if err := c.sendable(); err != nil {
+		return err
 	}
-	return c.writeControl(ws.OpPing, p)
+	c.writeControl(ctlPing, p)
+	return nil
 }
 
 // Close starts the close handshake: it sends a close frame with code and
@@ -146,6 +157,8 @@ func (c *Conn) Ping(p []byte) error {
 // Before the handshake has completed it closes the socket at once.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	switch {
+	case c.io == nil:
+		return ErrNotOnLoop
 	case c.state == StateClosed || c.flags&fTClosed != 0:
 		return ErrClosed
 	case c.state == StateHandshake || c.state == StateHTTP:
@@ -153,15 +166,16 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return nil
 	case c.flags&fCloseSent != 0:
 		return ErrClosed
-	case code != StatusNoStatus && !codec.ValidCloseCode(code):
+	case code != StatusNoStatus && !codec.ValidCloseCode(wsStatus(code)):
 		return ErrInvalidCloseCode
 	}
 	c.state = StateClosing
 	c.flags |= fCloseSent
 	c.dropMessage()
-	err := c.writeClose(code, reason)
-	c.scheduleClose()
-	return err
+	c.writeClose(code, reason)
+	c.stamp = msOf(c.io.Now)
+	c.io.Rearm = true
+	return nil
 }
 
 // Value returns the user value.
@@ -172,29 +186,28 @@ func (c *Conn) SetValue(v any) { c.value = v }
 
 // Subprotocol returns the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string {
-	if c.state == StateHandshake {
-		return ""
-	}
-	if c.proto == nil {
+	if c.state == StateHandshake || c.proto == nil {
 		return ""
 	}
 	return *c.proto
 }
 
-// Handle returns a goroutine-safe reference to this connection.
+// Handle returns a goroutine-safe reference to this connection (the zero
+// Handle outside the connection's own calls).
 func (c *Conn) Handle() Handle {
-	if c.t == nil {
+	if c.io == nil {
 		return Handle{}
 	}
-	return c.t.Handle()
+	return Handle{c.io.Exec, c.io.ID}
 }
 
-// RemoteAddr returns the peer's address (nil when the engine does not know it).
+// RemoteAddr returns the peer's address (nil when the engine does not know
+// it, or outside the connection's own calls). It may allocate.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.t == nil {
+	if c.io == nil {
 		return nil
 	}
-	return c.t.RemoteAddr()
+	return c.io.remoteAddr()
 }
 
 // State returns where the connection is in its life. It only moves forward.
@@ -204,173 +217,31 @@ func (c *Conn) State() State { return c.state }
 // StateHTTP) with a complete response, then closes the connection. It
 // returns ErrClosed in any other state.
 func (c *Conn) WriteHTTP(resp []byte) error {
-	if c.state != StateHTTP || c.flags&fTClosed != 0 {
+	switch {
+	case c.io == nil:
+		return ErrNotOnLoop
+	case c.state != StateHTTP || c.flags&fTClosed != 0:
 		return ErrClosed
 	}
-	err := c.write(resp)
+	c.io.Out = append(c.io.Out, resp...)
 	c.closeTransport()
-	return err
+	return nil
 }
 
-// ---- For engines ----
-
-// Init starts a server-role connection (cfg.Role is not consulted): it waits
-// for the opening handshake, with cfg.HandshakeTimeout armed through
-// t.SetTimer. now is the engine clock in nanoseconds. Init resets c
-// entirely, so an engine may reuse a Conn after TransportClosed.
-func (c *Conn) Init(cfg *Config, t Transport, now int64) {
-	*c = Conn{cfg: cfg, t: t}
-	c.stamp = msOf(now)
-	c.lastIn = c.stamp
-	c.arm(now)
-}
-
-// InitClient starts a client-role connection on a connected socket (cfg.Role
-// is not consulted): it writes the opening handshake for r and waits for the
-// response, at most cfg.HandshakeTimeout. h receives the events. When the
-// request cannot be written, InitClient reports OnClose(StatusAbnormal, "",
-// err), closes the transport and returns err; the engine must not report
-// the failure again. r is not retained.
-func (c *Conn) InitClient(cfg *Config, t Transport, r *ClientRequest, h Handler, now int64) error {
-	*c = Conn{cfg: cfg, t: t, h: h, flags: fClient | fBusy}
-	c.stamp = msOf(now)
-	c.lastIn = c.stamp
-	key := codec.NewKey()
-	c.buf = getBuf(512)
-	*c.buf = append(*c.buf, key[:]...)
-	offers := joinProtocols(r.Protocols)
-	if offers != "" {
-		c.proto = &offers
-	}
-	sb := getBuf(512 + len(r.Host) + len(r.Path) + len(r.Origin) + len(r.Extra) + len(offers))
-	*sb = codec.AppendClientRequest(*sb, r, key[:])
-	_, err := t.Write(*sb)
-	putBuf(sb)
-	if err != nil {
-		c.report(StatusAbnormal, "", err)
-		c.closeTransport()
-	} else {
-		c.arm(now)
-	}
-	c.exit(now)
-	return err
-}
-
-// Feed hands the connection bytes read from its socket. It consumes all of
-// p and may modify p in place (unmasking); p is not retained. Everything the
-// bytes cause (handler calls, writes, closing) happens before it returns.
-// now is the engine clock in nanoseconds.
-func (c *Conn) Feed(p []byte, now int64) {
-	if c.state == StateClosed || c.flags&(fTClosed|fCloseRecv) != 0 {
-		return
-	}
-	c.lastIn = msOf(now)
-	c.flags = c.flags&^fPing | fBusy
-	switch c.state {
-	case StateHandshake:
-		if c.flags&fClient != 0 {
-			p = c.feedResponse(p, now)
-		} else {
-			p = c.feedRequest(p, now)
-		}
-		if len(p) > 0 {
-			c.feedFrames(p) // OnOpen may have started closing: the reply is among these bytes
-		}
-	case StateOpen, StateClosing:
-		c.feedFrames(p)
-	}
-	c.exit(now)
-}
-
-// Tick tells the connection the time when a timer it asked for is due (or
-// at any other time: a Tick before a deadline re-arms the timer).
-func (c *Conn) Tick(now int64) {
-	if c.state == StateClosed || c.flags&fTClosed != 0 {
-		return
-	}
-	c.flags |= fBusy
-	c.tick(now)
-	c.exit(now)
-}
-
-// TransportClosed tells the connection its socket is closed (err is nil
-// after Transport.Close, or what the engine saw: io.EOF, a reset, ...). It
-// delivers OnClose if the connection was open (or is a client-role
-// connection) and not yet reported, and puts the Conn in StateClosed,
-// returning any pooled buffers. Later calls do nothing.
-func (c *Conn) TransportClosed(err error) {
-	if c.state == StateClosed {
-		return
-	}
-	c.flags |= fTClosed
-	if err == nil {
-		err = ErrClosed
-	}
-	c.report(StatusAbnormal, "", err)
-	if c.flags&fOpened != 0 && c.cfg.Stats != nil {
-		c.cfg.Stats.Closed.Add(1)
-	}
-	c.state = StateClosed
-	if c.flags&fBusy == 0 {
-		c.release()
-	}
-}
-
-// exit ends a Feed, Tick or InitClient: buffers are returned once no more
-// input will be read, and a closing deadline requested meanwhile is stamped.
-func (c *Conn) exit(now int64) {
-	c.flags &^= fBusy
-	if c.state == StateClosed || c.flags&(fTClosed|fCloseRecv) != 0 {
-		c.release()
-	}
-	if c.flags&fStampPending != 0 && c.flags&fTClosed == 0 && c.state != StateClosed {
-		c.flags &^= fStampPending
-		c.stamp = msOf(now)
-		c.arm(now)
-	}
-}
-
-// release returns the pooled buffer and forgets any partial frame or message.
-func (c *Conn) release() {
-	if c.buf != nil {
-		putBuf(c.buf)
-		c.buf = nil
-	}
-	c.hdrLen, c.ctrlLen, c.msgOp, c.remaining = 0, 0, 0, 0
-	c.flags &^= fInFrame | fDiscard | fFin
-}
-
-// closeTransport asks the engine to close the socket, once.
+// closeTransport asks the engine to close the socket (once what waits is
+// written), once.
 func (c *Conn) closeTransport() {
 	if c.flags&fTClosed != 0 {
 		return
 	}
 	c.flags |= fTClosed
-	c.t.Close()
-}
-
-// scheduleClose arms the closing deadline: stamped at the end of the current
-// Feed or Tick, or, when called from elsewhere (a Handle task), at a Tick
-// requested for as soon as possible.
-func (c *Conn) scheduleClose() {
-	c.flags |= fStampPending
-	if c.flags&fBusy == 0 && c.flags&fTClosed == 0 {
-		c.t.SetTimer(1)
-	}
+	c.io.Close = true
 }
 
 // report delivers OnClose once, for connections that opened and for
 // client-role connections (whose handshake failures are reported too).
-//
-// Handler methods do not nest: when the transport closes under OnOpen or
-// OnMessage (a write failed and the engine closed synchronously), OnClose is
-// delivered when that method returns, with ErrClosed.
 func (c *Conn) report(code StatusCode, reason string, err error) {
 	if c.flags&fReported != 0 || c.flags&(fOpened|fClient) == 0 || c.h == nil {
-		return
-	}
-	if c.flags&fInHandler != 0 {
-		c.flags |= fReportPending
 		return
 	}
 	c.flags |= fReported
@@ -387,7 +258,7 @@ func (c *Conn) fail(code StatusCode, reason string, err error) {
 	}
 	if c.flags&fCloseSent == 0 && (c.state == StateOpen || c.state == StateClosing) {
 		c.flags |= fCloseSent
-		_ = c.writeClose(code, reason)
+		c.writeClose(code, reason)
 	}
 	if c.state == StateOpen {
 		c.state = StateClosing
@@ -402,10 +273,6 @@ func (c *Conn) protocolError(err error) {
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.ProtocolErrors.Add(1)
 	}
-	code := StatusProtocolError
-	reason := "protocol error"
-	if pe, ok := err.(*codec.ProtocolError); ok {
-		code, reason = pe.Code, pe.Reason
-	}
-	c.fail(code, reason, err)
+	pe := protocolErr(err)
+	c.fail(pe.Code, pe.Reason, pe)
 }

@@ -13,13 +13,14 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// TestConnSize holds the idle state to 96 bytes on 64-bit platforms: with
-// the epoll engine's 16 bytes of its own, an idle connection costs 112
-// bytes in its loop's connection table (loop.TestEpollConnSize).
+// TestConnSize holds the idle state to 88 bytes on 64-bit platforms: with
+// the engine core's 20 bytes of its own (fd, slot, generation, timer,
+// flags), an idle connection costs 112 bytes in its loop's connection table
+// (core.TestConnRecordSize).
 func TestConnSize(t *testing.T) {
-	budget := uintptr(96)
+	budget := uintptr(88)
 	if unsafe.Sizeof(uintptr(0)) == 4 {
-		budget = 64
+		budget = 60
 	}
 	if n := unsafe.Sizeof(Conn{}); n > budget {
 		t.Fatalf("unsafe.Sizeof(Conn{}) = %d, budget %d", n, budget)
@@ -94,7 +95,7 @@ func TestServerHandshakeSplitEverywhere(t *testing.T) {
 	for split := 0; split <= len(in); split++ {
 		rec := &recorder{echo: true}
 		cfg := &Config{Handler: rec, Protocols: []string{"superchat", "chat"}}
-		c := &Conn{}
+		c := &tconn{}
 		ft := &fakeTransport{conn: c}
 		c.Init(cfg, ft, t0)
 		buf := append([]byte{}, in...)
@@ -124,7 +125,7 @@ func TestServerHandshakeSplitEverywhere(t *testing.T) {
 
 func TestServerHandshakeByteByByte(t *testing.T) {
 	rec := &recorder{}
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{conn: c}
 	c.Init(&Config{Handler: rec}, ft, t0)
 	for _, b := range []byte(upgradeRequest("")) {
@@ -145,9 +146,9 @@ func httpStatus(out []byte) string {
 	return f[1]
 }
 
-func serverResponse(t *testing.T, cfg *Config, req string) (*Conn, *fakeTransport) {
+func serverResponse(t *testing.T, cfg *Config, req string) (*tconn, *fakeTransport) {
 	t.Helper()
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{conn: c}
 	c.Init(cfg, ft, t0)
 	c.Feed([]byte(req), t0)
@@ -169,7 +170,7 @@ func TestServerHandshakeErrors(t *testing.T) {
 	for _, tc := range cases {
 		rec := &recorder{}
 		for _, bytewise := range []bool{false, true} {
-			c := &Conn{}
+			c := &tconn{}
 			ft := &fakeTransport{conn: c}
 			c.Init(&Config{Handler: rec}, ft, t0)
 			if bytewise {
@@ -201,7 +202,7 @@ func TestUpgradeHook(t *testing.T) {
 	var seen net.Addr // RemoteAddr, read during the call: the Request is not valid after it
 	var path, query, origin, host, hdr string
 	var protos []string
-	cfg := &Config{Handler: rec, Protocols: []string{"a"}, Upgrade: func(r *Request) (Accept, error) {
+	cfg := &Config{Handler: rec, Protocols: []string{"a"}, AllowedOrigins: []string{"http://o.example"}, Upgrade: func(r *Request) (Accept, error) {
 		seen = r.RemoteAddr()
 		path, query, origin, host, hdr, protos = r.Path(), r.RawQuery(), r.Origin(), r.Host(), r.Header("x-token"), r.Protocols()
 		switch r.Header("X-Token") {
@@ -274,7 +275,7 @@ func TestHTTPHandOff(t *testing.T) {
 	}}
 	in := "GET /static/x.js?v=2 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nX-Multi: 1\r\nX-Multi: 2\r\n\r\n"
 	c, ft := serverResponse(t, cfg, in+"trailing bytes")
-	if got != c || c.State() != StateHTTP || len(ft.out) != 0 || ft.closed != 0 {
+	if got != &c.Conn || c.State() != StateHTTP || len(ft.out) != 0 || ft.closed != 0 {
 		t.Fatalf("hand-off: state %v out %q", c.State(), ft.out)
 	}
 	if hr == nil {
@@ -339,12 +340,10 @@ func TestClientHandshake(t *testing.T) {
 	frames := encodeFrames([]tframe{txt("hello")}, false, newRng())
 	for split := 0; ; split++ {
 		rec := &recorder{}
-		c := &Conn{}
+		c := &tconn{}
 		ft := &fakeTransport{conn: c}
 		r := &ClientRequest{Host: "example.com", Path: "/chat", Origin: "http://o", Protocols: []string{"v2", "v1"}}
-		if err := c.InitClient(&Config{}, ft, r, rec, t0); err != nil {
-			t.Fatal(err)
-		}
+		c.InitClient(&Config{}, ft, r, rec, t0)
 		req := string(ft.out)
 		if !strings.HasPrefix(req, "GET /chat HTTP/1.1\r\n") || !strings.Contains(req, "Sec-WebSocket-Protocol: v2, v1") && !strings.Contains(req, "Sec-WebSocket-Protocol: v2,v1") {
 			t.Fatalf("request %q", req)
@@ -377,11 +376,9 @@ func TestClientHandshakeFailures(t *testing.T) {
 	}
 	for name, resp := range cases {
 		rec := &recorder{}
-		c := &Conn{}
+		c := &tconn{}
 		ft := &fakeTransport{conn: c}
-		if err := c.InitClient(&Config{}, ft, &ClientRequest{Host: "h", Protocols: []string{"v1"}}, rec, t0); err != nil {
-			t.Fatal(err)
-		}
+		c.InitClient(&Config{}, ft, &ClientRequest{Host: "h", Protocols: []string{"v1"}}, rec, t0)
 		c.Feed([]byte(resp(keyOf(t, ft.out))), t0)
 		var he *HandshakeError
 		if rec.closes != 1 || rec.code != StatusAbnormal || !errors.As(rec.err, &he) || ft.closed != 1 || c.State() != StateClosed || c.buf != nil {
@@ -398,9 +395,9 @@ func TestClientHandshakeFailures(t *testing.T) {
 
 func TestClientTransportClosedDuringHandshake(t *testing.T) {
 	rec := &recorder{}
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{}
-	_ = c.InitClient(&Config{}, ft, &ClientRequest{Host: "h"}, rec, t0)
+	c.InitClient(&Config{}, ft, &ClientRequest{Host: "h"}, rec, t0)
 	c.Feed([]byte("HTTP/1.1 101 Swi"), t0)
 	c.TransportClosed(errors.New("reset"))
 	if rec.closes != 1 || rec.code != StatusAbnormal || rec.err == nil || c.buf != nil {
@@ -413,7 +410,7 @@ func TestClientTransportClosedDuringHandshake(t *testing.T) {
 const sec = int64(time.Second)
 
 func TestHandshakeDeadline(t *testing.T) {
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{conn: c}
 	c.Init(&Config{}, ft, t0)
 	if ft.timer != t0+10*sec {
@@ -431,9 +428,9 @@ func TestHandshakeDeadline(t *testing.T) {
 
 	// Client: the handshake deadline reports a HandshakeError.
 	rec := &recorder{}
-	c = &Conn{}
+	c = &tconn{}
 	ft = &fakeTransport{conn: c}
-	_ = c.InitClient(&Config{HandshakeTimeout: 3 * time.Second}, ft, &ClientRequest{Host: "h"}, rec, t0)
+	c.InitClient(&Config{HandshakeTimeout: 3 * time.Second}, ft, &ClientRequest{Host: "h"}, rec, t0)
 	if ft.timer != t0+3*sec {
 		t.Fatalf("client timer %d", ft.timer)
 	}
@@ -490,7 +487,7 @@ func TestPingAndPongTimeout(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	rec := &recorder{}
-	c, ft := openConn(t, &Config{IdleTimeout: 60 * time.Second, CloseTimeout: 2 * time.Second}, Server, rec)
+	c, ft := openConn(t, &Config{IdleTimeout: 60 * time.Second, CloseTimeout: 2 * time.Second, PingInterval: -1}, Server, rec)
 	if ft.timer != t0+60*sec {
 		t.Fatalf("timer %d", ft.timer)
 	}
@@ -513,7 +510,7 @@ func TestCloseHandshakeLocal(t *testing.T) {
 		for _, reply := range []bool{true, false} {
 			rec := &recorder{}
 			c, ft := openConn(t, &Config{}, role, rec)
-			// From a Handle task (outside Feed/Tick): the deadline is stamped at the next Tick.
+			// From a Handle task (outside Feed/Tick): the deadline counts from the task.
 			if err := c.Close(StatusNormal, "bye"); err != nil {
 				t.Fatal(err)
 			}
@@ -521,12 +518,12 @@ func TestCloseHandshakeLocal(t *testing.T) {
 			if len(fs) != 1 || !bytes.Equal(fs[0].payload, append([]byte{3, 232}, "bye"...)) || c.State() != StateClosing {
 				t.Fatalf("close frame %v", fs)
 			}
-			if ft.timer != 1 {
-				t.Fatalf("timer %d, want an immediate tick", ft.timer)
+			if ft.timer != t0+5*sec {
+				t.Fatalf("timer %d, want the close deadline %d", ft.timer, t0+5*sec)
 			}
-			c.Tick(t0 + sec)
-			if ft.timer != t0+6*sec {
-				t.Fatalf("close deadline %d, want %d", ft.timer, t0+6*sec)
+			c.Tick(t0 + sec) // early: the deadline stays
+			if ft.timer != t0+5*sec {
+				t.Fatalf("close deadline %d, want %d", ft.timer, t0+5*sec)
 			}
 			if err := c.Send(Text, []byte("x")); err != ErrClosed {
 				t.Fatalf("Send after Close: %v", err)
@@ -585,7 +582,8 @@ func TestCloseFromHandler(t *testing.T) {
 	if err := c.Close(1000, ""); err != ErrClosed {
 		t.Fatal(err)
 	}
-	if err := (&Conn{state: StateOpen}).Close(1005+1, ""); err != ErrInvalidCloseCode {
+	c2, _ := openConn(t, &Config{}, Server, &recorder{})
+	if err := c2.Close(1005+1, ""); err != ErrInvalidCloseCode {
 		t.Fatalf("invalid code: %v", err)
 	}
 }
@@ -594,7 +592,7 @@ func TestCloseFromHandler(t *testing.T) {
 
 func TestSendErrors(t *testing.T) {
 	c, ft := openConn(t, &Config{}, Server, &recorder{})
-	if err := c.Send(ws.OpPing, nil); err != ErrOpcode {
+	if err := c.Send(Opcode(9), nil); err != ErrOpcode {
 		t.Fatal(err)
 	}
 	if err := c.Ping(make([]byte, 126)); err != ErrControlTooLong {
@@ -667,14 +665,11 @@ func TestOverflow(t *testing.T) {
 		stats := &Stats{}
 		rec := &recorder{}
 		c, ft := openConn(t, &Config{HighWater: 1000, Overflow: pol, Stats: stats}, Server, rec)
-		ft.buffered = 999
+		ft.buffered = 999 // under the mark: admitted, though it crosses it
 		if err := c.Send(Binary, pattern(10)); err != nil {
 			t.Fatal(err)
 		}
-		ft.buffered = 1000 // the engine now holds HighWater bytes
-		if err := c.Send(Binary, pattern(10)); err != nil {
-			t.Fatal(err) // admitted: the count before this write was 999
-		}
+		ft.buffered = 1000 // at the mark: refused
 		n := len(ft.out)
 		err := c.Send(Binary, pattern(10))
 		switch pol {
@@ -683,7 +678,7 @@ func TestOverflow(t *testing.T) {
 				t.Fatalf("error policy: %v wrote %d", err, len(ft.out)-n)
 			}
 		case OverflowDrop:
-			if err != nil || len(ft.out) != n || stats.Dropped.Load() != 1 {
+			if err != ErrDropped || len(ft.out) != n || stats.Dropped.Load() != 1 {
 				t.Fatalf("drop policy: %v wrote %d dropped %d", err, len(ft.out)-n, stats.Dropped.Load())
 			}
 		default:
@@ -692,28 +687,56 @@ func TestOverflow(t *testing.T) {
 				code = 1013
 			}
 			fs, _ := decodeFrames(ft.out[n:], false)
-			if err != ErrClosed || len(fs) != 1 || fs[0].op != opClose || binary.BigEndian.Uint16(fs[0].payload) != code || c.State() != StateClosing {
-				t.Fatalf("close policy: %v %v", err, fs)
+			if err != ErrClosed || len(fs) != 1 || fs[0].op != opClose || binary.BigEndian.Uint16(fs[0].payload) != code ||
+				c.State() != StateClosing || stats.SlowClosed.Load() != 1 {
+				t.Fatalf("close policy: %v %v state %v", err, fs, c.State())
 			}
 			continue
 		}
-		// The engine drained: the refresh lets the next message through.
+		// Nothing waits: a message larger than HighWater is admitted whole.
 		ft.buffered = 0
-		if err := c.Send(Binary, pattern(10)); err != nil || len(ft.out) == n {
+		if err := c.Send(Binary, pattern(5000)); err != nil || len(ft.out) == n {
 			t.Fatalf("after drain: %v", err)
 		}
 	}
 }
 
-func TestWriteError(t *testing.T) {
-	rec := &recorder{}
-	c, ft := openConn(t, &Config{}, Server, rec)
-	ft.writeErr = errors.New("broken pipe")
-	if err := c.Send(Text, []byte("x")); err == nil {
-		t.Fatal("no error")
+// The bytes of the call itself count: a third large Send in one task is
+// refused once the first two have crossed the mark.
+func TestOverflowWithinOneCall(t *testing.T) {
+	c, _ := openConn(t, &Config{HighWater: 1000, Overflow: OverflowError}, Server, &recorder{})
+	var errs [3]error
+	c.do(func(c *Conn) {
+		errs[0] = c.Send(Binary, pattern(900))
+		errs[1] = c.Send(Binary, pattern(200))
+		errs[2] = c.Send(Binary, pattern(10))
+	})
+	if errs[0] != nil || errs[1] != nil || errs[2] != ErrBackpressure {
+		t.Fatalf("sends: %v", errs)
 	}
-	if ft.closed != 1 || c.State() != StateClosed || rec.closes != 1 {
-		t.Fatalf("closed %d state %v OnClose %d", ft.closed, c.State(), rec.closes)
+}
+
+// drainRecorder is a recorder that hears OnDrain.
+type drainRecorder struct {
+	recorder
+	drains int
+}
+
+func (d *drainRecorder) OnDrain(c *Conn) { d.drains++ }
+
+func TestOnDrain(t *testing.T) {
+	rec := &drainRecorder{}
+	c, ft := openConn(t, &Config{HighWater: 100, Overflow: OverflowError}, Server, rec)
+	c.Drained(t0) // nothing was refused: no OnDrain
+	ft.buffered = 100
+	if err := c.Send(Text, []byte("x")); err != ErrBackpressure {
+		t.Fatal(err)
+	}
+	ft.buffered = 0
+	c.Drained(t0)
+	c.Drained(t0) // once per refusal
+	if rec.drains != 1 {
+		t.Fatalf("OnDrain %d times, want 1", rec.drains)
 	}
 }
 
@@ -760,30 +783,8 @@ func TestNormalize(t *testing.T) {
 	cfg.Normalize()
 	if cfg.MaxMessage != DefaultMaxMessage || cfg.MaxRequestHeader != DefaultMaxRequestHeader || cfg.HighWater != DefaultHighWater ||
 		cfg.HandshakeTimeout != DefaultHandshakeTimeout || cfg.PongTimeout != DefaultPongTimeout || cfg.CloseTimeout != DefaultCloseTimeout ||
-		cfg.IdleTimeout != 0 || cfg.PingInterval != 0 {
+		cfg.IdleTimeout != 0 || cfg.PingInterval != DefaultPingInterval || cfg.WriteTimeout != DefaultWriteTimeout {
 		t.Fatalf("%+v", cfg)
-	}
-}
-
-// A write failing inside OnMessage with an engine that closes synchronously:
-// OnClose waits for OnMessage to return (handler methods never nest).
-func TestTransportClosedInsideHandler(t *testing.T) {
-	var rec *recorder
-	closesInside := -1
-	rec = &recorder{onMessage: func(c *Conn, op Opcode, p []byte) {
-		if err := c.Send(op, p); err == nil {
-			t.Error("Send succeeded on a broken transport")
-		}
-		closesInside = rec.closes
-	}}
-	c, ft := openConn(t, &Config{}, Server, rec)
-	ft.writeErr = errors.New("broken pipe")
-	c.Feed(encodeFrames([]tframe{txt("a"), txt("b")}, true, newRng()), t0)
-	if closesInside != 0 || rec.closes != 1 || strings.Join(rec.events, " ") != "open msg:1:1 close:1006" {
-		t.Fatalf("OnClose inside OnMessage: %d; events %v", closesInside, rec.events)
-	}
-	if c.State() != StateClosed || c.buf != nil {
-		t.Fatalf("state %v", c.State())
 	}
 }
 
@@ -795,7 +796,7 @@ func TestCloseInOnOpen(t *testing.T) {
 		Open:  func(c *Conn) { _ = c.Close(StatusNormal, "") },
 		Close: rec.OnClose,
 	}
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{conn: c}
 	c.Init(&Config{Handler: h}, ft, t0)
 	in := append([]byte(upgradeRequest("")), encodeFrames([]tframe{txt("ignored"), closeF(1000, "")}, true, newRng())...)
@@ -834,48 +835,124 @@ func TestBadCloseReplyWhileClosing(t *testing.T) {
 	}
 }
 
-// fakeExecutor runs tasks at once on a single connection.
+// fakeExecutor runs tasks at once on a single connection, as one engine
+// call each.
 type fakeExecutor struct {
-	c    *Conn
+	c    *tconn
 	open bool
 }
 
-func (x *fakeExecutor) Execute(id uint64, fn func(*Conn)) error {
+func (x *fakeExecutor) Execute(id uint64, fn func(*Conn), missed func(), cost int) error {
 	if x.open && id == 7 {
-		fn(x.c)
+		x.c.do(fn)
+	} else if missed != nil {
+		missed()
 	}
 	return nil
 }
 
-func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(*Conn)) error {
+func (x *fakeExecutor) ExecuteAll(ids []uint64, fn func(*Conn), cost int) error {
 	for _, id := range ids {
-		_ = x.Execute(id, fn)
+		_ = x.Execute(id, fn, nil, cost)
 	}
 	return nil
 }
+
+func (x *fakeExecutor) RemoteAddr(id uint64) net.Addr { return x.c.ft.RemoteAddr(id) }
 
 func TestHandle(t *testing.T) {
 	c, ft := openConn(t, &Config{}, Server, &recorder{})
 	x := &fakeExecutor{c: c, open: true}
+	ft.exec, ft.id = x, 7
 	h := NewHandle(x, 7)
-	if h.IsZero() || h.ID() != 7 || h.Executor() != x || (Handle{}).Do(func(*Conn) {}) != ErrClosed {
+	if h.IsZero() || h.ID() != 7 || h.Executor() != Executor(x) || (Handle{}).Do(func(*Conn) {}) != ErrClosed {
 		t.Fatal("handle accessors")
 	}
 	p := []byte("abc")
 	_ = h.Send(Text, p)
 	p[0] = 'X' // Send copied
 	_ = h.SendPrepared(NewPrepared(Binary, []byte("prep")))
+	var reported []error
+	_ = h.SendReport(Text, []byte("r"), func(err error) { reported = append(reported, err) })
 	_ = h.Close(StatusGoingAway, "bye")
+	_ = h.SendReport(Text, []byte("late"), func(err error) { reported = append(reported, err) })
 	fs, err := decodeFrames(ft.out, false)
-	if err != nil || len(fs) != 3 || string(fs[0].payload) != "abc" || string(fs[1].payload) != "prep" || fs[2].op != opClose {
+	if err != nil || len(fs) != 4 || string(fs[0].payload) != "abc" || string(fs[1].payload) != "prep" ||
+		string(fs[2].payload) != "r" || fs[3].op != opClose {
 		t.Fatalf("%v %v", fs, err)
 	}
-	// Outside Feed/Tick, the close deadline is asked for with an immediate tick.
-	if ft.timer != 1 {
+	if len(reported) != 2 || reported[0] != nil || reported[1] != ErrClosed {
+		t.Fatalf("reports %v", reported)
+	}
+	x.open = false
+	_ = h.SendReport(Text, []byte("gone"), func(err error) { reported = append(reported, err) })
+	if len(reported) != 3 || reported[2] != ErrClosed {
+		t.Fatalf("report for a gone connection: %v", reported)
+	}
+	// A close from a task asks for the close deadline at once.
+	if ft.timer != t0+int64(DefaultCloseTimeout) {
 		t.Fatalf("timer %d", ft.timer)
 	}
+	var handle Handle
+	var addr net.Addr
+	c.do(func(cc *Conn) { handle, addr = cc.Handle(), cc.RemoteAddr() })
 	c.SetValue("v")
-	if c.Value() != "v" || c.RemoteAddr() == nil {
-		t.Fatal("value / remote address")
+	if c.Value() != "v" || addr == nil || handle != h {
+		t.Fatal("value / remote address / handle")
+	}
+	if c.Conn.Handle() != (Handle{}) || c.Conn.Send(Text, nil) != ErrNotOnLoop {
+		t.Fatal("a Conn outside its calls must refuse to act")
+	}
+}
+
+// Browsers may open connections from the server's own pages only, unless
+// Config.AllowedOrigins says otherwise; clients without Origin always may.
+// The check comes before the upgrade hook (routing): a foreign page learns
+// nothing about which paths exist.
+func TestOriginCheck(t *testing.T) {
+	listed := []string{" https://App.Example.com/ ", "http://localhost:3000"}
+	star := []string{"*"}
+	cases := []struct {
+		allowed      []string
+		origin, host string
+		ok           bool
+		name         string
+	}{
+		{nil, "", "127.0.0.1:8080", true, "no Origin: not a browser"},
+		{nil, "http://127.0.0.1:8080", "127.0.0.1:8080", true, "same origin"},
+		{nil, "https://example.com", "example.com", true, "same origin, https through a proxy"},
+		{nil, "http://example.com", "example.com:80", true, "same origin, explicit default port"},
+		{nil, "https://example.com:443", "example.com", true, "same origin, origin with default port"},
+		{nil, "http://EXAMPLE.com:8080", "example.com:8080", true, "host case"},
+		{nil, "http://evil.test", "127.0.0.1:8080", false, "foreign"},
+		{nil, "http://example.com.evil.test", "example.com", false, "foreign with our name as a prefix"},
+		{nil, "http://127.0.0.1:9999", "127.0.0.1:8080", false, "other port"},
+		{nil, "null", "127.0.0.1:8080", false, "opaque origin"},
+		{listed, "https://app.example.com", "api.example.com", true, "listed, case-insensitive"},
+		{listed, "http://localhost:3000", "127.0.0.1:8080", true, "listed"},
+		{listed, "http://localhost:3001", "127.0.0.1:8080", false, "not listed"},
+		{listed, "http://app.example.com", "api.example.com", false, "listed with another scheme"},
+		{listed, "http://127.0.0.1:8080", "127.0.0.1:8080", true, "same origin still allowed"},
+		{star, "http://evil.test", "127.0.0.1:8080", true, "star"},
+		{star, "null", "127.0.0.1:8080", true, "star allows null"},
+	}
+	for _, tc := range cases {
+		hooked := false
+		cfg := &Config{Handler: &recorder{}, AllowedOrigins: tc.allowed, Upgrade: func(*Request) (Accept, error) {
+			hooked = true
+			return Accept{}, nil
+		}}
+		req := strings.Replace(upgradeRequest(""), "Host: example.com", "Host: "+tc.host, 1)
+		if tc.origin != "" {
+			req = strings.Replace(req, "\r\n\r\n", "\r\nOrigin: "+tc.origin+"\r\n\r\n", 1)
+		}
+		_, ft := serverResponse(t, cfg, req)
+		want := "403"
+		if tc.ok {
+			want = "101"
+		}
+		if got := httpStatus(ft.out); got != want || hooked != tc.ok {
+			t.Errorf("%s: origin %q host %q: status %s (hook ran %v), want %s", tc.name, tc.origin, tc.host, got, hooked, want)
+		}
 	}
 }

@@ -1,8 +1,6 @@
 package session
 
 import (
-	"fmt"
-
 	"github.com/gobwas/ws"
 	"github.com/wsloop/wsloop/codec"
 )
@@ -293,9 +291,8 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) {
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Messages.Add(1)
 	}
-	c.flags |= fInHandler
 	defer c.handlerDone()
-	c.h.OnMessage(c, op, p)
+	c.h.OnMessage(c, Opcode(op), p)
 }
 
 // control handles a complete control frame.
@@ -303,7 +300,7 @@ func (c *Conn) control(op ws.OpCode, p []byte) {
 	switch op {
 	case ws.OpPing:
 		if c.state == StateOpen && c.flags&fCloseSent == 0 {
-			_ = c.writeControl(ws.OpPong, p)
+			c.pong(p)
 		}
 	case ws.OpClose:
 		code, reason, err := codec.ParseClose(p)
@@ -313,14 +310,14 @@ func (c *Conn) control(op ws.OpCode, p []byte) {
 				if c.cfg.Stats != nil {
 					c.cfg.Stats.ProtocolErrors.Add(1)
 				}
-				c.report(StatusAbnormal, "", err)
+				c.report(StatusAbnormal, "", protocolErr(err))
 				c.closeTransport()
 				return
 			}
 			c.protocolError(err)
 			return
 		}
-		c.closeReceived(code, string(reason))
+		c.closeReceived(StatusCode(code), string(reason))
 	}
 	// Pongs: any input already counted as a sign of life.
 }
@@ -331,7 +328,7 @@ func (c *Conn) closeReceived(code StatusCode, reason string) {
 	replied := c.flags&fCloseSent == 0
 	if replied {
 		c.flags |= fCloseSent
-		_ = c.writeClose(code, "")
+		c.writeClose(code, "")
 	}
 	c.state = StateClosing
 	c.report(code, reason, nil)
@@ -343,29 +340,7 @@ func (c *Conn) closeReceived(code StatusCode, reason string) {
 	// The client waits for the server to close, at most CloseTimeout (from
 	// its own close frame when it started the handshake).
 	if replied {
-		c.flags |= fStampPending
-	}
-}
-
-// handlerDone runs when OnOpen or OnMessage returns: it turns a panic into
-// a 1011 close and delivers an OnClose that came due meanwhile.
-func (c *Conn) handlerDone() {
-	c.flags &^= fInHandler
-	if r := recover(); r != nil {
-		if c.cfg.Stats != nil {
-			c.cfg.Stats.Panics.Add(1)
-		}
-		c.fail(StatusInternalError, "internal error", fmt.Errorf("websocket: handler panic: %v", r))
-	}
-	if c.flags&fReportPending != 0 {
-		c.flags &^= fReportPending
-		c.report(StatusAbnormal, "", ErrClosed)
-	}
-}
-
-// recoverClose swallows a panic in OnClose.
-func (c *Conn) recoverClose() {
-	if r := recover(); r != nil && c.cfg.Stats != nil {
-		c.cfg.Stats.Panics.Add(1)
+		c.stamp = msOf(c.io.Now)
+		c.io.Rearm = true
 	}
 }

@@ -61,16 +61,16 @@ func FuzzFeed(f *testing.F) {
 				}
 			}
 		}
-		var c *Conn
+		var c *tconn
 		var ft *fakeTransport
 		if mode&2 != 0 {
-			c = &Conn{}
+			c = &tconn{}
 			ft = &fakeTransport{conn: c}
 			if role == Server {
 				cfg.Handler = rec
 				c.Init(cfg, ft, t0)
 			} else {
-				_ = c.InitClient(cfg, ft, &ClientRequest{Host: "h"}, rec, t0)
+				c.InitClient(cfg, ft, &ClientRequest{Host: "h"}, rec, t0)
 			}
 		} else {
 			c, ft = openConn(t, cfg, role, rec)

@@ -1,7 +1,5 @@
 package session
 
-import "net"
-
 // Handler receives a connection's events. Its methods run on the connection's
 // engine goroutine, one at a time per connection, and must not block: hand
 // slow work to another goroutine and answer through a Handle.
@@ -52,12 +50,25 @@ func (f HandlerFuncs) OnClose(c *Conn, code StatusCode, reason string, err error
 	}
 }
 
+// Drainer is an optional Handler method for backpressure. OnDrain is called
+// on the connection's loop once every byte it had queued is written, after a
+// Send was refused with ErrBackpressure or ErrDropped: a producer that
+// paused may go on.
+type Drainer interface {
+	OnDrain(c *Conn)
+}
+
 // Accept is what an UpgradeFunc grants a request.
 type Accept struct {
 	Handler  Handler // nil: Config.Handler
 	Protocol string  // the chosen subprotocol; must be one the client offered. Empty: chosen from Config.Protocols
 	Value    any     // the connection's initial user value (Conn.Value)
 	Header   []byte  // extra response header lines, each ending in CRLF (for example Set-Cookie)
+	// Config, when set, replaces the server's Config for this connection
+	// from the 101 on (limits, HighWater, Overflow, timeouts, Stats); its
+	// Role, Handler, Upgrade, HTTP and Protocols are not consulted. It is
+	// shared, like the server's: make it once per route, not per request.
+	Config *Config
 }
 
 // RejectError refuses an upgrade with an HTTP status (for example 401, 403).
@@ -79,6 +90,3 @@ type UpgradeFunc func(r *Request) (Accept, error)
 // Conn.WriteHTTP, usually from another goroutine through Handle.Do.
 // r is valid only during the call.
 type HTTPFunc func(c *Conn, r *Request)
-
-// remoteAddrer is implemented by transports that know the peer's address.
-type remoteAddrer interface{ RemoteAddr() net.Addr }

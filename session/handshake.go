@@ -39,7 +39,7 @@ const keyLen = 24
 
 // feedRequest (server) consumes request bytes; it returns the bytes that
 // follow a complete head once the connection is open, nil otherwise.
-func (c *Conn) feedRequest(p []byte, now int64) []byte {
+func (c *Conn) feedRequest(p []byte) []byte {
 	limit := c.cfg.maxRequestHeader()
 	hs := getHandshake()
 	defer putHandshake(hs)
@@ -51,7 +51,7 @@ func (c *Conn) feedRequest(p []byte, now int64) []byte {
 			return nil
 		}
 		if n > 0 {
-			c.serveRequest(hs, now)
+			c.serveRequest(hs)
 			return p[n:]
 		}
 		if len(p) >= limit {
@@ -74,7 +74,7 @@ func (c *Conn) feedRequest(p []byte, now int64) []byte {
 			return nil
 		}
 		if n > 0 {
-			c.serveRequest(hs, now) // req aliases buf: release after
+			c.serveRequest(hs) // req aliases buf: release after
 			putBuf(c.buf)
 			c.buf = nil
 			return p[n-old:]
@@ -94,15 +94,12 @@ func (c *Conn) rejectHTTP(err error) {
 	if !ok {
 		he = &codec.HTTPError{Status: 400, Reason: err.Error()}
 	}
-	sb := getBuf(256 + len(he.Reason) + len(he.Header))
-	*sb = codec.AppendErrorResponse(*sb, he)
-	_ = c.write(*sb)
-	putBuf(sb)
+	c.io.Out = codec.AppendErrorResponse(c.io.Out, he)
 	c.closeTransport()
 }
 
 // serveRequest decides a complete request head.
-func (c *Conn) serveRequest(hs *handshake, now int64) {
+func (c *Conn) serveRequest(hs *handshake) {
 	cfg, req := c.cfg, &hs.req
 	if !req.Upgrade {
 		if cfg.HTTP == nil {
@@ -110,8 +107,8 @@ func (c *Conn) serveRequest(hs *handshake, now int64) {
 			return
 		}
 		c.state = StateHTTP
-		c.t.SetTimer(0) // the application answers in its own time
-		hs.r = Request{req: req, t: c.t}
+		c.io.Rearm = true // no deadline: the application answers in its own time
+		hs.r = Request{req: req, io: c.io}
 		c.callHTTP(&hs.r)
 		return
 	}
@@ -119,9 +116,13 @@ func (c *Conn) serveRequest(hs *handshake, now int64) {
 		c.rejectHTTP(err)
 		return
 	}
+	if !originAllowed(string(req.Origin), string(req.Host), cfg.AllowedOrigins) {
+		c.rejectHTTP(&codec.HTTPError{Status: 403, Reason: "origin not allowed: " + string(req.Origin)})
+		return
+	}
 	var acc Accept
 	if cfg.Upgrade != nil {
-		hs.r = Request{req: req, t: c.t}
+		hs.r = Request{req: req, io: c.io}
 		var err error
 		acc, err = c.callUpgrade(&hs.r)
 		if err != nil {
@@ -160,26 +161,22 @@ func (c *Conn) serveRequest(hs *handshake, now int64) {
 			}
 		}
 	}
-	sb := getBuf(256 + len(proto) + len(acc.Header))
-	*sb = codec.AppendUpgradeResponse(*sb, req.Key, proto, acc.Header)
-	err := c.write(*sb)
-	putBuf(sb)
-	if err != nil {
-		return
-	}
+	c.io.Out = codec.AppendUpgradeResponse(c.io.Out, req.Key, proto, acc.Header)
 	c.h, c.value, c.proto = h, acc.Value, protoRef(cfg.Protocols, proto)
-	c.open(now)
+	if acc.Config != nil {
+		c.cfg = acc.Config
+	}
+	c.open()
 }
 
 // open enters StateOpen after a successful handshake.
-func (c *Conn) open(now int64) {
+func (c *Conn) open() {
 	c.state = StateOpen
 	c.flags |= fOpened
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Opened.Add(1)
 	}
-	c.arm(now)
-	c.flags |= fInHandler
+	c.io.Rearm = true
 	defer c.handlerDone()
 	c.h.OnOpen(c)
 }
@@ -220,6 +217,7 @@ func (c *Conn) callHTTP(r *Request) {
 				c.cfg.Stats.Panics.Add(1)
 			}
 			if c.state == StateHTTP && c.flags&fTClosed == 0 {
+				c.io.Out = c.io.Out[:0] // a partial answer would corrupt the 500
 				c.rejectHTTP(&codec.HTTPError{Status: 500, Reason: "internal server error"})
 			}
 		}
@@ -229,7 +227,7 @@ func (c *Conn) callHTTP(r *Request) {
 
 // feedResponse (client) consumes response bytes; like feedRequest it returns
 // the bytes behind a complete head once the connection is open.
-func (c *Conn) feedResponse(p []byte, now int64) []byte {
+func (c *Conn) feedResponse(p []byte) []byte {
 	limit := c.cfg.maxRequestHeader()
 	var res codec.Response
 	old := len(*c.buf) - keyLen
@@ -240,7 +238,7 @@ func (c *Conn) feedResponse(p []byte, now int64) []byte {
 			return nil
 		}
 		if n > 0 {
-			c.acceptResponse(&res, now)
+			c.acceptResponse(&res)
 			return p[n:]
 		}
 	}
@@ -254,7 +252,7 @@ func (c *Conn) feedResponse(p []byte, now int64) []byte {
 			return nil
 		}
 		if n > 0 {
-			c.acceptResponse(&res, now)
+			c.acceptResponse(&res)
 			return p[n-old:]
 		}
 	}
@@ -265,7 +263,7 @@ func (c *Conn) feedResponse(p []byte, now int64) []byte {
 }
 
 // acceptResponse opens a client connection whose response passed the checks.
-func (c *Conn) acceptResponse(res *codec.Response, now int64) {
+func (c *Conn) acceptResponse(res *codec.Response) {
 	chosen := ""
 	if len(res.Protocol) > 0 {
 		offers := ""
@@ -291,7 +289,7 @@ func (c *Conn) acceptResponse(res *codec.Response, now int64) {
 	}
 	putBuf(c.buf)
 	c.buf = nil
-	c.open(now)
+	c.open()
 }
 
 // handshakeFailed ends a client connection whose handshake failed.
@@ -328,4 +326,17 @@ func joinProtocols(ps []string) string {
 		return ps[0]
 	}
 	return strings.Join(ps, ",")
+}
+
+// startClient writes the opening handshake for r; the key stays at the
+// start of buf until the response is checked.
+func (c *Conn) startClient(r *ClientRequest) {
+	key := codec.NewKey()
+	c.buf = getBuf(512)
+	*c.buf = append(*c.buf, key[:]...)
+	offers := joinProtocols(r.Protocols)
+	if offers != "" {
+		c.proto = &offers
+	}
+	c.io.Out = codec.AppendClientRequest(c.io.Out, r, key[:])
 }

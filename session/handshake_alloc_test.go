@@ -21,10 +21,10 @@ func TestHandshakeAllocs(t *testing.T) {
 		cfg := &Config{Handler: HandlerFuncs{}, Upgrade: hook}
 		cfg.Normalize()
 		buf := make([]byte, len(req))
-		c := new(Conn) // the connection itself is live memory, not garbage
+		c := new(tconn) // the connection itself is live memory, not garbage
 		tr := &fakeTransport{out: make([]byte, 0, 1<<20)}
 		allocs := testing.AllocsPerRun(100, func() {
-			*c = Conn{}
+			c.Conn = Conn{}
 			tr.out = tr.out[:0]
 			copy(buf, req)
 			c.Init(cfg, tr, 1)

@@ -9,48 +9,143 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"crypto/sha1"
 )
 
-// fakeTransport records what a Conn asks of its engine.
+// fakeTransport is a minimal engine: it runs a tconn's Machine calls with
+// one IO and records what the Machine asked for, as if every byte were
+// written at once (buffered is what it claims to hold unsent).
 type fakeTransport struct {
+	io         IO
 	out        []byte // everything written, in order
-	writes     int
-	closed     int
-	timer      int64
+	writes     int    // calls that produced output
+	pongs      int    // pongs written
+	closed     int    // closes asked for
+	timer      int64  // the Machine's deadline after its last rearm
 	timerSets  int
-	buffered   int   // what Write reports as waiting in the engine
-	writeErr   error // returned by Write when set
-	conn       *Conn // when set, Close calls conn.TransportClosed(nil) synchronously
-	afterClose int   // non-empty writes after Close
+	buffered   int    // reported as IO.Queued
+	conn       *tconn // when set, a close asked for is reported back (Closed) at once
+	afterClose int    // calls with output after the close was asked for
+	exec       Executor
+	id         uint64
 }
 
-func (f *fakeTransport) Write(p []byte) (int, error) {
-	if f.closed > 0 && len(p) > 0 {
-		f.afterClose++
+// call runs fn as one engine call at now and records its answer.
+func (f *fakeTransport) call(now int64, fn func(io *IO)) {
+	io := &f.io
+	io.Now, io.Queued, io.Exec, io.ID = now, f.buffered, f.exec, f.id
+	if io.Exec == nil {
+		io.Exec = f
 	}
-	if len(p) > 0 {
+	fn(io)
+	if len(io.Out) > 0 || len(io.Pong) > 0 {
+		if f.closed > 0 {
+			f.afterClose++
+		}
 		f.writes++
+		f.out = append(f.out, io.Out...)
+		if len(io.Pong) > 0 {
+			f.pongs++
+			f.out = append(f.out, io.Pong...)
+		}
 	}
-	f.out = append(f.out, p...)
-	if f.writeErr != nil {
-		return f.buffered, f.writeErr
+	if io.Rearm && f.conn != nil {
+		f.timer = f.conn.m().Deadline(now)
+		f.timerSets++
 	}
-	return f.buffered, nil
+	closeReq := io.Close
+	io.Reset()
+	if closeReq {
+		f.closed++
+		if f.closed == 1 && f.conn != nil {
+			f.call(now, func(io *IO) { f.conn.m().Closed(io, nil) })
+		}
+	}
 }
 
-func (f *fakeTransport) Close() {
-	f.closed++
-	if f.conn != nil && f.closed == 1 {
-		f.conn.TransportClosed(nil)
+// Execute and ExecuteAll make the fake engine the connection's executor:
+// tasks run at once, as one engine call each.
+func (f *fakeTransport) Execute(id uint64, fn func(*Conn), missed func(), cost int) error {
+	if f.conn != nil && !f.conn.do(fn) && missed != nil {
+		missed()
 	}
+	return nil
 }
 
-func (f *fakeTransport) SetTimer(at int64) { f.timer = at; f.timerSets++ }
-func (f *fakeTransport) Handle() Handle    { return Handle{} }
-func (f *fakeTransport) RemoteAddr() net.Addr {
+func (f *fakeTransport) ExecuteAll(ids []uint64, fn func(*Conn), cost int) error {
+	for _, id := range ids {
+		_ = f.Execute(id, fn, nil, cost)
+	}
+	return nil
+}
+
+func (f *fakeTransport) RemoteAddr(id uint64) net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+}
+
+// tconn is a Conn driven through the fake engine: its engine methods and
+// its acting Conn methods each run as one engine call.
+type tconn struct {
+	Conn
+	ft *fakeTransport
+}
+
+// m is the Machine of the same memory.
+func (t *tconn) m() *Machine { return (*Machine)(unsafe.Pointer(&t.Conn)) }
+
+func (t *tconn) Init(cfg *Config, ft *fakeTransport, now int64) {
+	t.ft, ft.conn = ft, t
+	ft.call(now, func(io *IO) { t.m().InitServer(io, cfg) })
+}
+
+func (t *tconn) InitClient(cfg *Config, ft *fakeTransport, r *ClientRequest, h Handler, now int64) {
+	t.ft, ft.conn = ft, t
+	ft.call(now, func(io *IO) { t.m().InitClient(io, cfg, r, h) })
+}
+
+func (t *tconn) Feed(p []byte, now int64) { t.ft.call(now, func(io *IO) { t.m().Feed(io, p) }) }
+func (t *tconn) Tick(now int64)           { t.ft.call(now, func(io *IO) { t.m().Tick(io) }) }
+func (t *tconn) Drained(now int64)        { t.ft.call(now, func(io *IO) { t.m().Drained(io) }) }
+func (t *tconn) TransportClosed(err error) {
+	t.ft.call(t0, func(io *IO) { t.m().Closed(io, err) })
+}
+
+// do runs fn as a task (Handle.Do) at t0.
+func (t *tconn) do(fn func(c *Conn)) (ran bool) {
+	t.ft.call(t0, func(io *IO) { ran = t.m().Run(io, fn) })
+	return ran
+}
+
+func (t *tconn) Send(op Opcode, p []byte) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.Send(op, p) })
+	return err
+}
+
+func (t *tconn) SendPrepared(m *Prepared) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.SendPrepared(m) })
+	return err
+}
+
+func (t *tconn) Ping(p []byte) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.Ping(p) })
+	return err
+}
+
+func (t *tconn) Close(code StatusCode, reason string) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.Close(code, reason) })
+	return err
+}
+
+func (t *tconn) WriteHTTP(resp []byte) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.WriteHTTP(resp) })
+	return err
 }
 
 // recorder is a Handler that records events and, when echo is set, sends
@@ -256,9 +351,9 @@ const t0 = int64(1_000_000_000_000) // engine clock origin in tests (ns)
 
 // openConn returns a Conn of role r in StateOpen through a real handshake,
 // with the transport's output cleared.
-func openConn(t testing.TB, cfg *Config, r Role, h Handler) (*Conn, *fakeTransport) {
+func openConn(t testing.TB, cfg *Config, r Role, h Handler) (*tconn, *fakeTransport) {
 	t.Helper()
-	c := &Conn{}
+	c := &tconn{}
 	ft := &fakeTransport{conn: c}
 	if r == Server {
 		cfg.Handler = h
@@ -268,9 +363,7 @@ func openConn(t testing.TB, cfg *Config, r Role, h Handler) (*Conn, *fakeTranspo
 			t.Fatalf("handshake response %q", ft.out)
 		}
 	} else {
-		if err := c.InitClient(cfg, ft, &ClientRequest{Host: "example.com", Path: "/"}, h, t0); err != nil {
-			t.Fatal(err)
-		}
+		c.InitClient(cfg, ft, &ClientRequest{Host: "example.com", Path: "/"}, h, t0)
 		c.Feed([]byte(switchingResponse(keyOf(t, ft.out), "")), t0)
 	}
 	if c.State() != StateOpen {
@@ -284,7 +377,7 @@ func openConn(t testing.TB, cfg *Config, r Role, h Handler) (*Conn, *fakeTranspo
 // feedSplit feeds in to c in pieces chosen by mode: "whole", "bytes",
 // "chunk:N" or "rand:SEED". after, when set, runs after each piece with the
 // number of bytes fed so far.
-func feedSplit(c *Conn, in []byte, mode string, after func(fed int)) {
+func feedSplit(c *tconn, in []byte, mode string, after func(fed int)) {
 	// Feed may modify its input in place: give it a copy.
 	buf := append([]byte(nil), in...)
 	pieces := splitPoints(len(buf), mode)

@@ -1,6 +1,9 @@
 package session
 
-import "github.com/wsloop/wsloop/codec"
+import (
+	"github.com/gobwas/ws"
+	"github.com/wsloop/wsloop/codec"
+)
 
 // Prepared is a message encoded once for many connections: server frames are
 // unmasked, so every server-role connection writes the same bytes. It is
@@ -13,7 +16,7 @@ type Prepared struct {
 
 // NewPrepared encodes a message for sending to many connections. p is copied.
 func NewPrepared(op Opcode, p []byte) *Prepared {
-	frame := codec.AppendFrame(make([]byte, 0, len(p)+codec.MaxHeaderSize), codec.Server, true, op, p)
+	frame := codec.AppendFrame(make([]byte, 0, len(p)+codec.MaxHeaderSize), codec.Server, true, ws.OpCode(op), p)
 	hl := len(frame) - len(p)
 	return &Prepared{op: op, payload: frame[hl:], frame: frame}
 }

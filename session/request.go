@@ -15,8 +15,8 @@ import (
 // copy what they return.
 type Request struct {
 	req    *codec.Request
-	t      Transport
-	remote net.Addr // asked of t on first use: most hooks never look
+	io     *IO
+	remote net.Addr // asked of the engine on first use: most hooks never look
 }
 
 // Method returns the request method.
@@ -58,8 +58,8 @@ func (r *Request) Protocols() []string {
 
 // RemoteAddr returns the peer's address, or nil when the engine does not know it.
 func (r *Request) RemoteAddr() net.Addr {
-	if r.remote == nil && r.t != nil {
-		r.remote = r.t.RemoteAddr()
+	if r.remote == nil && r.io != nil {
+		r.remote = r.io.remoteAddr()
 	}
 	return r.remote
 }

@@ -5,132 +5,123 @@ import (
 	"github.com/wsloop/wsloop/codec"
 )
 
-// The write path. Frames are encoded into pooled scratch buffers and handed
-// to Transport.Write, which copies what the socket does not take at once.
-// A client masks a copy: the caller's payload is never modified.
+// The write path. Frames are encoded straight into the engine call's
+// IO.Out; the engine writes them when the call returns and keeps what the
+// socket does not take, counted in IO.Queued on later calls. A client masks
+// the copy in Out: the caller's payload is never modified.
 
-// Payloads above these sizes are written in several Transport.Write calls
-// instead of being copied whole into one scratch buffer.
+// Opcodes of control frames, for the codec.
 const (
-	directWrite = 16 << 10 // server: header, then the caller's payload as it is
-	maskChunk   = 32 << 10 // client: masked copies of this size
+	ctlClose = ws.OpClose
+	ctlPing  = ws.OpPing
+	ctlPong  = ws.OpPong
 )
 
-// admit applies Config.Overflow before a data frame is written. The engine's
-// buffered count is the one its last Write reported; when that is at or over
-// HighWater it is refreshed with an empty Write (the engine may have drained
-// since), so a stale count can only delay a message, never let the buffer
-// grow past the mark.
-func (c *Conn) admit() (bool, error) {
-	if c.flags&fOverHW == 0 {
-		return true, nil
+func wsStatus(code StatusCode) ws.StatusCode { return ws.StatusCode(code) }
+
+// frameSize is the encoded size of a final data frame with an n-byte payload.
+func frameSize(n int, masked bool) int {
+	h := 2
+	switch {
+	case n > 0xffff:
+		h = 10
+	case n > 125:
+		h = 4
 	}
-	if err := c.write(nil); err != nil {
-		return false, err
+	if masked {
+		h += 4
 	}
-	if c.flags&fOverHW == 0 {
-		return true, nil
+	return h + n
+}
+
+// admit applies Config.Overflow before a data frame is queued: every byte
+// the engine holds for the connection and every byte of this call's output
+// count. A frame is admitted while they are under HighWater (the one that
+// crosses the mark included), refused once they are at or over it.
+func (c *Conn) admit() error {
+	io := c.io
+	if io.Queued+len(io.Out)+len(io.Pong) < c.cfg.highWater() {
+		return nil
 	}
+	st := c.cfg.Stats
 	switch c.cfg.Overflow {
 	case OverflowDrop:
-		if c.cfg.Stats != nil {
-			c.cfg.Stats.Dropped.Add(1)
+		if st != nil {
+			st.Dropped.Add(1)
 		}
-		return false, nil
-	case OverflowClose1008:
-		_ = c.Close(StatusPolicy, "send buffer full")
-		return false, ErrClosed
-	case OverflowClose1013:
-		_ = c.Close(StatusTryAgainLater, "send buffer full")
-		return false, ErrClosed
+		c.flags |= fWantDrain
+		return ErrDropped
+	case OverflowError:
+		c.flags |= fWantDrain
+		return ErrBackpressure
 	}
-	return false, ErrBackpressure
+	if st != nil {
+		st.SlowClosed.Add(1)
+	}
+	code := StatusPolicy
+	if c.cfg.Overflow == OverflowClose1013 {
+		code = StatusTryAgainLater
+	}
+	_ = c.Close(code, "slow consumer: send queue over its limit")
+	return ErrClosed
 }
 
-// write hands b to the engine and records its buffered count. A write error
-// means the socket is gone: the transport is closed (the engine reports it
-// through TransportClosed).
-func (c *Conn) write(b []byte) error {
-	if c.flags&fTClosed != 0 {
-		return ErrClosed
-	}
-	n, err := c.t.Write(b)
-	if n >= c.cfg.highWater() {
-		c.flags |= fOverHW
-	} else {
-		c.flags &^= fOverHW
-	}
-	if err != nil {
-		c.closeTransport()
-	}
-	return err
-}
-
-// writeFrame writes one final data frame.
-func (c *Conn) writeFrame(op ws.OpCode, p []byte) error {
-	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(p))}
+// appendFrame encodes one final data frame into the call's output.
+func (c *Conn) appendFrame(op Opcode, p []byte) {
+	io := c.io
+	h := ws.Header{Fin: true, OpCode: ws.OpCode(op), Length: int64(len(p))}
 	client := c.flags&fClient != 0
 	if client {
 		h.Masked = true
 		h.Mask = codec.NewMask()
 	}
-	switch {
-	case !client && len(p) > directWrite:
-		sb := getBuf(codec.MaxHeaderSize)
-		*sb = codec.AppendHeader(*sb, h)
-		err := c.write(*sb)
-		putBuf(sb)
-		if err != nil {
-			return err
-		}
-		return c.write(p)
-	case client && len(p) > maskChunk:
-		sb := getBuf(maskChunk)
-		*sb = codec.AppendHeader(*sb, h)
-		err := c.write(*sb)
-		for off := 0; err == nil && off < len(p); off += maskChunk {
-			part := p[off:min(off+maskChunk, len(p))]
-			b := append((*sb)[:0], part...)
-			codec.Unmask(b, h.Mask, off)
-			err = c.write(b)
-		}
-		putBuf(sb)
-		return err
-	}
-	sb := getBuf(codec.MaxHeaderSize + len(p))
-	b := codec.AppendHeader(*sb, h)
-	start := len(b)
-	b = append(b, p...)
+	io.Out = codec.AppendHeader(io.Out, h)
+	start := len(io.Out)
+	io.Out = append(io.Out, p...)
 	if client {
-		codec.Unmask(b[start:], h.Mask, 0)
+		codec.Unmask(io.Out[start:], h.Mask, 0)
 	}
-	*sb = b
-	err := c.write(b)
-	putBuf(sb)
-	return err
 }
 
 // writeControl writes a control frame (p at most 125 bytes).
-func (c *Conn) writeControl(op ws.OpCode, p []byte) error {
-	sb := getBuf(codec.MaxHeaderSize + len(p))
-	*sb = codec.AppendFrame(*sb, c.role(), true, op, p)
-	err := c.write(*sb)
-	putBuf(sb)
-	return err
+func (c *Conn) writeControl(op ws.OpCode, p []byte) {
+	c.io.Out = codec.AppendFrame(c.io.Out, c.role(), true, op, p)
+}
+
+// pong answers a ping. While the connection's unsent bytes stay within
+// HighWater, a pong is sent in order, one per ping (as Autobahn checks);
+// past it only the latest unanswered ping is answered (RFC 6455 5.5.3
+// allows it): the pong waits in IO.Pong, replacing one earlier in this call,
+// and the engine keeps at most one per connection, so a peer that pings
+// without reading cannot make its pongs pile up.
+func (c *Conn) pong(p []byte) {
+	io := c.io
+	if len(io.Pong) == 0 && io.Queued+len(io.Out)+frameSize(len(p), c.flags&fClient != 0) <= c.cfg.highWater() {
+		io.Out = codec.AppendFrame(io.Out, c.role(), true, ctlPong, p)
+		return
+	}
+	io.Pong = codec.AppendFrame(io.Pong[:0], c.role(), true, ctlPong, p)
 }
 
 // writeClose writes a close frame with code and reason (an empty body for
-// StatusNoStatus).
-func (c *Conn) writeClose(code StatusCode, reason string) error {
+// StatusNoStatus). A pong of this call goes first: nothing follows a close.
+func (c *Conn) writeClose(code StatusCode, reason string) {
+	io := c.io
+	if len(io.Pong) > 0 {
+		io.Out = append(io.Out, io.Pong...)
+		io.Pong = io.Pong[:0]
+	}
 	var body [125]byte
-	return c.writeControl(ws.OpClose, codec.AppendClosePayload(body[:0], code, reason))
+	c.writeControl(ctlClose, codec.AppendClosePayload(body[:0], wsStatus(code), reason))
+	io.Final = true
 }
 
 // writePing writes a keepalive ping: the shared pre-encoded frame for a
 // server, a freshly masked empty ping for a client.
-func (c *Conn) writePing() error {
+func (c *Conn) writePing() {
 	if c.flags&fClient == 0 {
-		return c.write(ws.CompiledPing)
+		c.io.Out = append(c.io.Out, ws.CompiledPing...)
+		return
 	}
-	return c.writeControl(ws.OpPing, nil)
+	c.writeControl(ctlPing, nil)
 }

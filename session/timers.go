@@ -2,16 +2,14 @@ package session
 
 import (
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
 // Timers. A Conn starts no goroutine and holds no time.Timer: it keeps two
 // millisecond stamps of the engine clock (uint32, compared wrap-safely, so
-// good for deadlines up to 24 days away) and asks its engine for one Tick at
-// the next decision point with Transport.SetTimer. Input only refreshes the
-// last-input stamp; a Tick that comes early (the peer was active since the
-// timer was armed) just re-arms it.
+// good for deadlines up to 24 days away: Config.Validate refuses longer
+// ones) and answers Machine.Deadline with the next decision point. Input only
+// refreshes the last-input stamp; a Tick that comes early (the peer was
+// active since the deadline was asked) does nothing but ask to be rearmed.
 
 // msOf converts the engine clock (nanoseconds) to the stamp unit.
 func msOf(now int64) uint32 { return uint32(now / int64(time.Millisecond)) }
@@ -36,49 +34,40 @@ func (c *Conn) tick(now int64) {
 		if elapsed(nowMs, c.stamp) >= durMs(cfg.handshakeTimeout()) {
 			c.report(StatusAbnormal, "", &HandshakeError{Reason: "timed out waiting for the handshake"})
 			c.closeTransport()
-			return
 		}
 	case StateOpen:
 		idle := elapsed(nowMs, c.lastIn)
 		if cfg.IdleTimeout > 0 && idle >= durMs(cfg.IdleTimeout) {
-			_ = c.Close(ws.StatusGoingAway, "idle timeout")
-			return // exit stamps the closing deadline
+			_ = c.Close(StatusGoingAway, "idle timeout")
+			return
 		}
 		if c.flags&fPing != 0 {
 			if elapsed(nowMs, c.stamp) >= durMs(cfg.pongTimeout()) {
 				c.report(StatusAbnormal, "", ErrPongTimeout)
 				c.closeTransport()
-				return
 			}
-		} else if cfg.PingInterval > 0 && idle >= durMs(cfg.PingInterval) {
+		} else if pi := cfg.pingInterval(); pi > 0 && idle >= durMs(pi) {
 			c.flags |= fPing
 			c.stamp = nowMs
-			if c.writePing() != nil {
-				return
-			}
+			c.writePing()
 		}
 	case StateClosing:
-		if c.flags&fStampPending != 0 {
-			return // stamped and armed by exit
-		}
 		if elapsed(nowMs, c.stamp) >= durMs(cfg.closeTimeout()) {
 			c.report(StatusAbnormal, "", ErrCloseTimeout)
 			c.closeTransport()
-			return
 		}
 	}
-	c.arm(now)
 }
 
-// arm asks the engine for a Tick at the next deadline of the current state
-// (or cancels the timer when there is none).
-func (c *Conn) arm(now int64) {
-	if c.flags&fTClosed != 0 || c.state == StateClosed {
-		return
+// deadline is the next decision point of the current state (engine clock),
+// or 0 when there is none.
+func (c *Conn) deadline(now int64) int64 {
+	if c.flags&fTClosed != 0 {
+		return 0
 	}
 	cfg := c.cfg
 	var (
-		due int64 // milliseconds from the stamps' origin, relative to now
+		due int64 // milliseconds from now
 		set bool
 	)
 	nowMs := msOf(now)
@@ -97,21 +86,17 @@ func (c *Conn) arm(now int64) {
 		}
 		if c.flags&fPing != 0 {
 			until(c.stamp, cfg.pongTimeout())
-		} else if cfg.PingInterval > 0 {
-			until(c.lastIn, cfg.PingInterval)
+		} else if pi := cfg.pingInterval(); pi > 0 {
+			until(c.lastIn, pi)
 		}
 	case StateClosing:
 		until(c.stamp, cfg.closeTimeout())
 	}
 	if !set {
-		c.t.SetTimer(0)
-		return
+		return 0
 	}
 	// Deadlines are whole milliseconds after the stamps; now's own
 	// sub-millisecond part is removed so that msOf(at) is the deadline.
 	at := (now/int64(time.Millisecond) + max(due, 0)) * int64(time.Millisecond)
-	if at <= 0 {
-		at = 1
-	}
-	c.t.SetTimer(at)
+	return max(at, 1)
 }

@@ -1,35 +1,47 @@
 package session
 
 import (
-	"github.com/gobwas/ws"
+	"errors"
+	"strconv"
+
 	"github.com/wsloop/wsloop/codec"
 )
 
-// Opcode is a frame or message type. Handlers see Text and Binary.
-type Opcode = ws.OpCode
+// Opcode is a message type. Handlers see Text and Binary.
+type Opcode uint8
 
-// Message types.
+// Message types (RFC 6455 5.2).
 const (
-	Text   = ws.OpText
-	Binary = ws.OpBinary
+	Text   Opcode = 1
+	Binary Opcode = 2
 )
 
-// StatusCode is a close status (RFC 6455 7.4).
-type StatusCode = ws.StatusCode
+func (op Opcode) String() string {
+	switch op {
+	case Text:
+		return "text"
+	case Binary:
+		return "binary"
+	}
+	return "opcode " + strconv.Itoa(int(op))
+}
 
-// Close statuses used by this package.
+// StatusCode is a close status (RFC 6455 7.4).
+type StatusCode uint16
+
+// Close statuses.
 const (
-	StatusNormal         = ws.StatusNormalClosure           // 1000
-	StatusGoingAway      = ws.StatusGoingAway               // 1001
-	StatusProtocolError  = ws.StatusProtocolError           // 1002
-	StatusUnsupported    = ws.StatusUnsupportedData         // 1003
-	StatusNoStatus       = ws.StatusNoStatusRcvd            // 1005, never on the wire
-	StatusAbnormal       = ws.StatusAbnormalClosure         // 1006, never on the wire
-	StatusInvalidPayload = ws.StatusInvalidFramePayloadData // 1007
-	StatusPolicy         = ws.StatusPolicyViolation         // 1008
-	StatusTooBig         = ws.StatusMessageTooBig           // 1009
-	StatusInternalError  = ws.StatusInternalServerError     // 1011
-	StatusTryAgainLater  = ws.StatusCode(1013)
+	StatusNormal         StatusCode = 1000
+	StatusGoingAway      StatusCode = 1001
+	StatusProtocolError  StatusCode = 1002
+	StatusUnsupported    StatusCode = 1003
+	StatusNoStatus       StatusCode = 1005 // never on the wire: the close frame had no body
+	StatusAbnormal       StatusCode = 1006 // never on the wire: the socket went away without a close frame
+	StatusInvalidPayload StatusCode = 1007
+	StatusPolicy         StatusCode = 1008
+	StatusTooBig         StatusCode = 1009
+	StatusInternalError  StatusCode = 1011
+	StatusTryAgainLater  StatusCode = 1013
 )
 
 // Role is the side a Conn plays.
@@ -52,7 +64,38 @@ const (
 	StateClosed                 // the socket is gone; the Conn must not be used again
 )
 
+func (s State) String() string {
+	switch s {
+	case StateHandshake:
+		return "handshake"
+	case StateHTTP:
+		return "http"
+	case StateOpen:
+		return "open"
+	case StateClosing:
+		return "closing"
+	case StateClosed:
+		return "closed"
+	}
+	return "state " + strconv.Itoa(int(s))
+}
+
 // ProtocolError is the err OnClose receives when this end failed the
 // connection because the peer broke RFC 6455; Code is the close code that
 // was sent (1002, 1007, 1009).
-type ProtocolError = codec.ProtocolError
+type ProtocolError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e *ProtocolError) Error() string { return "websocket: " + e.Reason }
+
+// protocolErr converts the codec's (preallocated) violation to the public
+// type; it runs once per failed connection.
+func protocolErr(err error) *ProtocolError {
+	var pe *codec.ProtocolError
+	if errors.As(err, &pe) {
+		return &ProtocolError{Code: StatusCode(pe.Code), Reason: pe.Reason}
+	}
+	return &ProtocolError{Code: StatusProtocolError, Reason: err.Error()}
+}

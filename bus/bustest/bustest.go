@@ -421,10 +421,7 @@ func testBroadcast(t *testing.T, f Factory) {
 			defer cancel()
 			_ = srv.Shutdown(ctx)
 		})
-		bc, err := bus.NewBroadcast(bs[i], "test.all", func(op session.Opcode, p []byte) error {
-			srv.Broadcast(op, p)
-			return nil
-		})
+		bc, err := bus.NewBroadcast(bs[i], "test.all", srv.Broadcast)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/wsloop/wsloop/demo"
 	"github.com/wsloop/wsloop/loop"
+	_ "github.com/wsloop/wsloop/loop/gnet" // -engine gnet
 	"github.com/wsloop/wsloop/session"
 	"github.com/wsloop/wsloop/web"
 )
@@ -42,11 +43,18 @@ func main() {
 }
 
 type config struct {
-	addr, engine, static, origins, tlsCert, tlsKey, logLevel string
-	loops, maxConns, maxMessage                              int
-	expvar                                                   bool
-	idleTimeout, pingInterval, shutdownTimeout               time.Duration
-	scale                                                    scaleConfig // procs.go
+	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
+	loops, maxConns, maxMessage, highWater                             int
+	expvar                                                             bool
+	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	scale                                                              scaleConfig // procs.go
+}
+
+// overflows are the -overflow names.
+var overflows = map[string]session.Overflow{
+	"close":       session.OverflowClose1008,
+	"close-retry": session.OverflowClose1013,
+	"drop":        session.OverflowDrop,
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -59,6 +67,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.static, "static", "", "serve this directory at / (the demo page moves to /demo/)")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "most open connections (0: as many as the open-file limit allows)")
 	fs.IntVar(&c.maxMessage, "max-message", 1<<20, "largest message in bytes; larger ones are refused with close code 1009")
+	fs.IntVar(&c.highWater, "high-water", session.DefaultHighWater, "unsent bytes a connection may hold before -overflow applies; worst-case queued memory is this times the connections")
+	fs.StringVar(&c.overflow, "overflow", "close", `past -high-water: "close" the slow consumer (1008), "close-retry" (1013) or "drop" the message (counted)`)
+	fs.DurationVar(&c.writeTimeout, "write-timeout", session.DefaultWriteTimeout, "close connections whose peer takes none of their queued bytes this long (0: never)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "close connections silent this long (0: never)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
@@ -88,6 +99,15 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if c.maxMessage <= 0 {
 		return nil, fmt.Errorf("-max-message %d: give a positive number of bytes", c.maxMessage)
 	}
+	if c.highWater <= 0 {
+		return nil, fmt.Errorf("-high-water %d: give a positive number of bytes", c.highWater)
+	}
+	if _, ok := overflows[c.overflow]; !ok {
+		return nil, fmt.Errorf("-overflow %q: use close, close-retry or drop", c.overflow)
+	}
+	if c.writeTimeout < 0 {
+		return nil, fmt.Errorf("-write-timeout %v is negative", c.writeTimeout)
+	}
 	if err := c.scale.check(&c); err != nil {
 		return nil, err
 	}
@@ -115,7 +135,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	defer closeBus()
 
-	d := demo.New(demo.Options{AllowedOrigins: splitList(c.origins), Bus: b})
+	d := demo.New(demo.Options{Bus: b})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -148,11 +168,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		Loops:    c.loops,
 		MaxConns: c.maxConns,
 		Session: session.Config{
-			Upgrade:      d.Upgrade,
-			MaxMessage:   c.maxMessage,
-			IdleTimeout:  c.idleTimeout,
-			PingInterval: c.pingInterval,
-			Stats:        stats,
+			Upgrade:        d.Upgrade,
+			AllowedOrigins: splitList(c.origins),
+			MaxMessage:     c.maxMessage,
+			HighWater:      c.highWater,
+			Overflow:       overflows[c.overflow],
+			WriteTimeout:   orNever(c.writeTimeout),
+			IdleTimeout:    c.idleTimeout,
+			PingInterval:   orNever(c.pingInterval),
+			Stats:          stats,
 		},
 		HTTP:            httpHandler,
 		ShutdownTimeout: c.shutdownTimeout,
@@ -203,6 +227,15 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// orNever maps a flag's 0 ("never") to the library's negative duration
+// (its 0 means "the default").
+func orNever(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func splitList(s string) []string {

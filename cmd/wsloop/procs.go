@@ -29,7 +29,7 @@ type scaleConfig struct {
 }
 
 func (s *scaleConfig) register(fs *flag.FlagSet) {
-	fs.IntVar(&s.procs, "procs", 1, "worker processes sharing -addr (SO_REUSEPORT; Linux, -engine epoll); chat rooms and the push feed span them over NATS")
+	fs.IntVar(&s.procs, "procs", 1, "worker processes sharing -addr (SO_REUSEPORT; Linux); chat rooms and the push feed span them over NATS")
 	fs.StringVar(&s.nats, "nats", "", "NATS server URL(s), e.g. nats://127.0.0.1:4222 (comma-separated for a cluster): chat rooms and the push feed span every wsloop on it; with -procs and no -nats, an embedded server on loopback")
 	fs.IntVar(&s.natsBuffer, "nats-buffer", natsbus.DefaultReconnectBuffer, "bytes of outgoing bus messages kept while NATS is unreachable; beyond it they are dropped and counted")
 }
@@ -38,8 +38,6 @@ func (s *scaleConfig) check(c *config) error {
 	switch {
 	case s.procs < 1:
 		return fmt.Errorf("-procs %d: give 1 or more", s.procs)
-	case s.procs > 1 && c.engine != "epoll":
-		return fmt.Errorf("-procs %d needs -engine epoll: only its listeners share a port (SO_REUSEPORT)", s.procs)
 	case s.procs > 1 && runtime.GOOS != "linux":
 		return fmt.Errorf("-procs %d needs Linux, whose SO_REUSEPORT spreads connections over processes; elsewhere run one wsloop per port behind a proxy", s.procs)
 	case s.natsBuffer == 0:

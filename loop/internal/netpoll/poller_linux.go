@@ -1,6 +1,6 @@
 //go:build linux
 
-package loop
+package netpoll
 
 import (
 	"os"
@@ -9,17 +9,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller is one loop's readiness notifier: epoll plus an eventfd for
+// Poller is one loop's readiness notifier: epoll plus an eventfd for
 // wake-ups from other goroutines. Each registered fd carries a token (the
-// connection's slot, or tokenWake/tokenListen) in the event's data, so an
+// connection's slot, or TokenWake/tokenListen) in the event's data, so an
 // event needs no lookup by fd.
-type poller struct {
+type Poller struct {
 	epfd   int
 	wakefd int
 	events []unix.EpollEvent
 }
 
-func newPoller() (*poller, error) {
+func NewPoller() (*Poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -29,9 +29,9 @@ func newPoller() (*poller, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	p := &poller{epfd: epfd, wakefd: wfd, events: make([]unix.EpollEvent, 256)}
-	if err := p.add(wfd, tokenWake, true, false); err != nil {
-		p.close()
+	p := &Poller{epfd: epfd, wakefd: wfd, events: make([]unix.EpollEvent, 256)}
+	if err := p.Add(wfd, TokenWake, true, false); err != nil {
+		p.Close()
 		return nil, err
 	}
 	return p, nil
@@ -48,7 +48,7 @@ func epollEvents(read, write bool) uint32 {
 	return ev
 }
 
-func (p *poller) add(fd int, token int32, read, write bool) error {
+func (p *Poller) Add(fd int, token int32, read, write bool) error {
 	ev := unix.EpollEvent{Events: epollEvents(read, write), Fd: token}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl add", err)
@@ -56,7 +56,7 @@ func (p *poller) add(fd int, token int32, read, write bool) error {
 	return nil
 }
 
-func (p *poller) mod(fd int, token int32, read, write bool) error {
+func (p *Poller) Mod(fd int, token int32, read, write bool) error {
 	ev := unix.EpollEvent{Events: epollEvents(read, write), Fd: token}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl mod", err)
@@ -64,16 +64,16 @@ func (p *poller) mod(fd int, token int32, read, write bool) error {
 	return nil
 }
 
-func (p *poller) del(fd int) error {
+func (p *Poller) Del(fd int) error {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil); err != nil {
 		return os.NewSyscallError("epoll_ctl del", err)
 	}
 	return nil
 }
 
-// wait blocks for events up to msec milliseconds (-1: no limit) and returns
+// Wait blocks for events up to msec milliseconds (-1: no limit) and returns
 // how many are ready; read them with event.
-func (p *poller) wait(msec int) (int, error) {
+func (p *Poller) Wait(msec int) (int, error) {
 	n, err := unix.EpollWait(p.epfd, p.events, msec)
 	if err == unix.EINTR {
 		return 0, nil
@@ -84,8 +84,8 @@ func (p *poller) wait(msec int) (int, error) {
 	return n, nil
 }
 
-// event returns the i-th ready event of the last wait.
-func (p *poller) event(i int) (token int32, readable, writable bool) {
+// Event returns the i-th ready event of the last wait.
+func (p *Poller) Event(i int) (token int32, readable, writable bool) {
 	e := &p.events[i]
 	hup := e.Events&(unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0
 	return e.Fd, e.Events&unix.EPOLLIN != 0 || hup, e.Events&unix.EPOLLOUT != 0 || hup
@@ -93,9 +93,9 @@ func (p *poller) event(i int) (token int32, readable, writable bool) {
 
 var wakeValue = [8]byte{1} // any non-zero count wakes
 
-// wake makes a concurrent or the next wait return. Safe from any goroutine
+// Wake makes a concurrent or the next wait return. Safe from any goroutine
 // while the poller is open.
-func (p *poller) wake() error {
+func (p *Poller) Wake() error {
 	for {
 		_, err := unix.Write(p.wakefd, wakeValue[:])
 		if err == unix.EINTR {
@@ -108,13 +108,13 @@ func (p *poller) wake() error {
 	}
 }
 
-// drainWake resets the wake-up after wait reported tokenWake.
-func (p *poller) drainWake() {
+// DrainWake resets the wake-up after wait reported TokenWake.
+func (p *Poller) DrainWake() {
 	var b [8]byte
 	_, _ = unix.Read(p.wakefd, b[:])
 }
 
-func (p *poller) close() error {
+func (p *Poller) Close() error {
 	err1 := unix.Close(p.wakefd)
 	err2 := unix.Close(p.epfd)
 	if err1 != nil {
@@ -123,8 +123,8 @@ func (p *poller) close() error {
 	return err2
 }
 
-// newSocket returns a non-blocking, close-on-exec stream socket.
-func newSocket(family int) (int, error) {
+// NewSocket returns a non-blocking, close-on-exec stream socket.
+func NewSocket(family int) (int, error) {
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
@@ -132,16 +132,16 @@ func newSocket(family int) (int, error) {
 	return fd, nil
 }
 
-// reusePortListeners: Linux balances connections over SO_REUSEPORT
+// ReusePortListeners: Linux balances connections over SO_REUSEPORT
 // listeners, so each loop gets its own socket and there is no thundering
 // herd.
-const reusePortListeners = true
+const ReusePortListeners = true
 
-// accept takes one pending connection as a non-blocking, close-on-exec
+// Accept takes one pending connection as a non-blocking, close-on-exec
 // socket. It passes no address buffer: x/sys's Accept4 allocates a Sockaddr
 // per call, garbage that a server holding idle connections pays for in RSS.
 // The peer's address is asked for (getpeername) only when someone wants it.
-func accept(lfd int) (int, error) {
+func Accept(lfd int) (int, error) {
 	for {
 		r, _, e := syscall.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if e == unix.EINTR {
@@ -154,8 +154,8 @@ func accept(lfd int) (int, error) {
 	}
 }
 
-// bindNoPort lets a client socket bound to a source address choose its
+// BindNoPort lets a client socket bound to a source address choose its
 // port at connect time, from the whole 4-tuple space (IP_BIND_ADDRESS_NO_PORT).
-func bindNoPort(fd int) {
+func BindNoPort(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 }

@@ -1,4 +1,4 @@
-package loop
+package core
 
 import (
 	"sync"
@@ -123,5 +123,33 @@ func TestTaskQueueSteadyStateAllocatesNothing(t *testing.T) {
 	step()
 	if a := testing.AllocsPerRun(200, step); a != 0 {
 		t.Fatalf("post+drain: %v allocations per run, want 0", a)
+	}
+}
+
+// The queue is bounded in tasks and in payload bytes; housekeeping is not.
+func TestTaskQueueBounds(t *testing.T) {
+	q := newTaskQueue(func() error { return nil })
+	q.maxTasks, q.maxBytes = 3, 100
+	for i := 0; i < 3; i++ {
+		if err := q.post(task{run: func() {}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.post(task{run: func() {}}); err != session.ErrQueueFull {
+		t.Fatalf("4th task: %v, want ErrQueueFull", err)
+	}
+	if err := q.postControl(func() {}); err != nil {
+		t.Fatalf("housekeeping refused: %v", err)
+	}
+	q.drain(func(*task) {})
+	if err := q.post(task{run: func() {}, cost: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.post(task{run: func() {}, cost: 60}); err != session.ErrQueueFull {
+		t.Fatalf("bytes over the bound: %v", err)
+	}
+	q.drain(func(*task) {})
+	if err := q.post(task{run: func() {}, cost: 100}); err != nil {
+		t.Fatalf("after drain: %v", err)
 	}
 }

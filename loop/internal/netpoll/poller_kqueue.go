@@ -1,6 +1,6 @@
 //go:build darwin || freebsd || netbsd || openbsd
 
-package loop
+package netpoll
 
 import (
 	"os"
@@ -9,10 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// poller is one loop's readiness notifier on kqueue. kevent reports the fd
+// Poller is one loop's readiness notifier on kqueue. kevent reports the fd
 // (Ident), not a user token we can trust on every BSD (Udata is a pointer on
 // some), so the poller keeps its own fd-to-token table.
-type poller struct {
+type Poller struct {
 	kq      int
 	tokens  []int32 // by fd; only fds registered here are meaningful
 	events  []unix.Kevent_t
@@ -20,13 +20,13 @@ type poller struct {
 	waker
 }
 
-func newPoller() (*poller, error) {
+func NewPoller() (*Poller, error) {
 	kq, err := unix.Kqueue()
 	if err != nil {
 		return nil, os.NewSyscallError("kqueue", err)
 	}
 	unix.CloseOnExec(kq)
-	p := &poller{kq: kq, events: make([]unix.Kevent_t, 256)}
+	p := &Poller{kq: kq, events: make([]unix.Kevent_t, 256)}
 	if err := p.initWake(); err != nil {
 		unix.Close(kq)
 		return nil, err
@@ -34,7 +34,7 @@ func newPoller() (*poller, error) {
 	return p, nil
 }
 
-func (p *poller) setToken(fd int, token int32) {
+func (p *Poller) setToken(fd int, token int32) {
 	for fd >= len(p.tokens) {
 		p.tokens = append(p.tokens, 0)
 	}
@@ -44,7 +44,7 @@ func (p *poller) setToken(fd int, token int32) {
 // ctl applies read and write interest. EV_ADD on an existing filter just
 // updates it; a write filter is created only once it is wanted (listening
 // sockets never get one).
-func (p *poller) ctl(fd int, read, write bool, add bool) error {
+func (p *Poller) ctl(fd int, read, write bool, add bool) error {
 	flag := func(on bool) int {
 		if on {
 			return unix.EV_ADD | unix.EV_ENABLE
@@ -71,17 +71,17 @@ func (p *poller) ctl(fd int, read, write bool, add bool) error {
 	}
 }
 
-func (p *poller) add(fd int, token int32, read, write bool) error {
+func (p *Poller) Add(fd int, token int32, read, write bool) error {
 	p.setToken(fd, token)
 	return p.ctl(fd, read, write, true)
 }
 
-func (p *poller) mod(fd int, token int32, read, write bool) error {
+func (p *Poller) Mod(fd int, token int32, read, write bool) error {
 	p.setToken(fd, token)
 	return p.ctl(fd, read, write, false)
 }
 
-func (p *poller) del(fd int) error {
+func (p *Poller) Del(fd int) error {
 	var ch [2]unix.Kevent_t
 	unix.SetKevent(&ch[0], fd, unix.EVFILT_READ, unix.EV_DELETE)
 	unix.SetKevent(&ch[1], fd, unix.EVFILT_WRITE, unix.EV_DELETE)
@@ -92,7 +92,7 @@ func (p *poller) del(fd int) error {
 	return nil
 }
 
-func (p *poller) wait(msec int) (int, error) {
+func (p *Poller) Wait(msec int) (int, error) {
 	var ts *unix.Timespec
 	var t unix.Timespec
 	if msec >= 0 {
@@ -109,14 +109,14 @@ func (p *poller) wait(msec int) (int, error) {
 	return n, nil
 }
 
-func (p *poller) event(i int) (token int32, readable, writable bool) {
+func (p *Poller) Event(i int) (token int32, readable, writable bool) {
 	e := &p.events[i]
 	if p.isWake(e) {
-		return tokenWake, true, false
+		return TokenWake, true, false
 	}
 	fd := int(e.Ident)
 	if fd >= len(p.tokens) {
-		return tokenNone, false, false
+		return TokenNone, false, false
 	}
 	hup := e.Flags&(unix.EV_EOF|unix.EV_ERROR) != 0
 	switch int(e.Filter) {
@@ -125,16 +125,16 @@ func (p *poller) event(i int) (token int32, readable, writable bool) {
 	case unix.EVFILT_WRITE:
 		return p.tokens[fd], hup, true
 	}
-	return tokenNone, false, false
+	return TokenNone, false, false
 }
 
-func (p *poller) close() error {
+func (p *Poller) Close() error {
 	p.closeWake()
 	return unix.Close(p.kq)
 }
 
-// newSocket returns a non-blocking, close-on-exec stream socket.
-func newSocket(family int) (int, error) {
+// NewSocket returns a non-blocking, close-on-exec stream socket.
+func NewSocket(family int) (int, error) {
 	syscall.ForkLock.RLock()
 	fd, err := unix.Socket(family, unix.SOCK_STREAM, 0)
 	if err == nil {
@@ -151,13 +151,13 @@ func newSocket(family int) (int, error) {
 	return fd, nil
 }
 
-// reusePortListeners: the BSDs do not balance connections over SO_REUSEPORT
+// ReusePortListeners: the BSDs do not balance connections over SO_REUSEPORT
 // sockets, so one listener is shared by every loop's kqueue (a few spurious
 // EAGAINs on accept are the price).
-const reusePortListeners = false
+const ReusePortListeners = false
 
-// accept takes one pending connection as a non-blocking, close-on-exec socket.
-func accept(lfd int) (int, error) {
+// Accept takes one pending connection as a non-blocking, close-on-exec socket.
+func Accept(lfd int) (int, error) {
 	for {
 		syscall.ForkLock.RLock()
 		fd, _, err := unix.Accept(lfd)
@@ -179,5 +179,5 @@ func accept(lfd int) (int, error) {
 	}
 }
 
-// bindNoPort does nothing on the BSDs: the port is chosen at bind.
-func bindNoPort(fd int) {}
+// BindNoPort does nothing on the BSDs: the port is chosen at bind.
+func BindNoPort(fd int) {}

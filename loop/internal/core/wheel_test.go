@@ -1,4 +1,4 @@
-package loop
+package core
 
 import (
 	"sort"
@@ -204,8 +204,8 @@ func TestWheelAddAllocatesNothingInSteadyState(t *testing.T) {
 	}
 }
 
-// With Stale set, entries that went stale before the next tick are dropped
-// there, never stored in a slot; live ones fire as before.
+// With Stale set, entries that went stale within a tick of being added are
+// dropped, never stored in a slot; live ones fire as before.
 func TestWheelDropsRecentStaleEntries(t *testing.T) {
 	w := newWheel(100*time.Millisecond, 16, 0)
 	current := map[uint64]int64{}
@@ -225,13 +225,81 @@ func TestWheelDropsRecentStaleEntries(t *testing.T) {
 		}
 	}
 	w.Advance(100*ms, fire)
+	w.Advance(200*ms, fire)
 	if w.Len() != 10 {
-		t.Fatalf("Len after the first tick = %d, want the 10 live entries", w.Len())
+		t.Fatalf("Len after two ticks = %d, want the 10 live entries", w.Len())
 	}
 	for now := int64(200 * ms); now <= 6000*ms; now += 100 * ms {
 		w.Advance(now, fire)
 	}
 	if fired != 10 || w.Len() != 0 {
 		t.Fatalf("fired %d (Len %d), want 10 and 0", fired, w.Len())
+	}
+}
+
+// Entries added and cancelled within one tick are dropped without ever
+// being placed, however often Advance runs in that tick; an entry already
+// due fires at the next Advance, without waiting for the tick.
+func TestWheelRecentEntriesWaitForTheTick(t *testing.T) {
+	w := newWheel(100*time.Millisecond, 16, 0)
+	live := map[uint64]int64{}
+	w.Stale = func(k uint64, at int64) bool { return live[k] != at }
+	var fired []uint64
+	fire := func(k uint64, at int64) {
+		if live[k] == at {
+			fired = append(fired, k)
+			delete(live, k)
+		}
+	}
+	for k := uint64(0); k < 100; k++ {
+		live[k] = 10_000 * ms
+		w.Add(k, 10_000*ms)
+		w.Advance(int64(k)*ms/2, fire) // many loop iterations within the first tick
+		delete(live, k)                // the request arrived
+	}
+	for i, b := range w.slots {
+		if b != nil {
+			t.Fatalf("slot %d holds entries before the tick ended", i)
+		}
+	}
+	live[500] = 1
+	w.Add(500, 1) // as soon as possible
+	if next := w.Next(); next > 60*ms {
+		t.Fatalf("Next = %d ms with an entry due, want now", next/ms)
+	}
+	w.Advance(60*ms, fire)
+	if len(fired) != 1 || fired[0] != 500 {
+		t.Fatalf("fired %v, want [500] at once", fired)
+	}
+	w.Advance(100*ms, fire)
+	w.Advance(200*ms, fire) // a whole tick later: the cancelled entries are dropped
+	if w.Len() != 0 {
+		t.Fatalf("Len = %d after the tick, want 0", w.Len())
+	}
+	for i, b := range w.slots {
+		if b != nil {
+			t.Fatalf("slot %d holds entries after the tick", i)
+		}
+	}
+}
+
+// An entry added just before a tick boundary and cancelled just after it
+// still never takes a place in a slot: every entry waits a whole tick.
+func TestWheelEntryNearABoundaryWaitsAWholeTick(t *testing.T) {
+	w := newWheel(100*time.Millisecond, 16, 0)
+	live := map[uint64]int64{1: 10_000 * ms}
+	w.Stale = func(k uint64, at int64) bool { return live[k] != at }
+	w.Add(1, 10_000*ms)
+	w.Advance(99*ms, func(uint64, int64) {})
+	w.Advance(101*ms, func(uint64, int64) {}) // the boundary passed: not placed yet
+	for i, b := range w.slots {
+		if b != nil {
+			t.Fatalf("slot %d holds the entry 2 ms after it was added", i)
+		}
+	}
+	delete(live, 1) // the request arrived
+	w.Advance(200*ms, func(uint64, int64) {})
+	if w.Len() != 0 {
+		t.Fatalf("Len %d: the cancelled entry was kept", w.Len())
 	}
 }

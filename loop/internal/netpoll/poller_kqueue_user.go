@@ -1,6 +1,6 @@
 //go:build darwin || freebsd
 
-package loop
+package netpoll
 
 import (
 	"os"
@@ -13,7 +13,7 @@ type waker struct{ wkq int }
 
 const wakeIdent = 0
 
-func (p *poller) initWake() error {
+func (p *Poller) initWake() error {
 	p.wkq = p.kq
 	var ev [1]unix.Kevent_t
 	unix.SetKevent(&ev[0], wakeIdent, unix.EVFILT_USER, unix.EV_ADD|unix.EV_CLEAR)
@@ -23,9 +23,9 @@ func (p *poller) initWake() error {
 	return nil
 }
 
-func (p *poller) isWake(e *unix.Kevent_t) bool { return int(e.Filter) == unix.EVFILT_USER }
+func (p *Poller) isWake(e *unix.Kevent_t) bool { return int(e.Filter) == unix.EVFILT_USER }
 
-func (p *poller) wake() error {
+func (p *Poller) Wake() error {
 	var ev [1]unix.Kevent_t
 	unix.SetKevent(&ev[0], wakeIdent, unix.EVFILT_USER, 0)
 	ev[0].Fflags = unix.NOTE_TRIGGER
@@ -38,7 +38,7 @@ func (p *poller) wake() error {
 	}
 }
 
-// drainWake does nothing: EV_CLEAR resets the event when it is reported.
-func (p *poller) drainWake() {}
+// DrainWake does nothing: EV_CLEAR resets the event when it is reported.
+func (p *Poller) DrainWake() {}
 
-func (p *poller) closeWake() {}
+func (p *Poller) closeWake() {}

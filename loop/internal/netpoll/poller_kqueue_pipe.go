@@ -1,6 +1,6 @@
 //go:build netbsd || openbsd
 
-package loop
+package netpoll
 
 import (
 	"os"
@@ -12,26 +12,26 @@ import (
 // EVFILT_USER in x/sys).
 type waker struct{ rfd, wfd int }
 
-func (p *poller) initWake() error {
+func (p *Poller) initWake() error {
 	var fds [2]int
 	if err := unix.Pipe2(fds[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		return os.NewSyscallError("pipe2", err)
 	}
 	p.rfd, p.wfd = fds[0], fds[1]
-	if err := p.add(p.rfd, tokenWake, true, false); err != nil {
+	if err := p.Add(p.rfd, TokenWake, true, false); err != nil {
 		p.closeWake()
 		return err
 	}
 	return nil
 }
 
-func (p *poller) isWake(e *unix.Kevent_t) bool {
+func (p *Poller) isWake(e *unix.Kevent_t) bool {
 	return int(e.Ident) == p.rfd && int(e.Filter) == unix.EVFILT_READ
 }
 
 var wakeByte = [1]byte{1}
 
-func (p *poller) wake() error {
+func (p *Poller) Wake() error {
 	for {
 		_, err := unix.Write(p.wfd, wakeByte[:])
 		if err == unix.EINTR {
@@ -44,7 +44,7 @@ func (p *poller) wake() error {
 	}
 }
 
-func (p *poller) drainWake() {
+func (p *Poller) DrainWake() {
 	var b [64]byte
 	for {
 		n, err := unix.Read(p.rfd, b[:])
@@ -54,7 +54,7 @@ func (p *poller) drainWake() {
 	}
 }
 
-func (p *poller) closeWake() {
+func (p *Poller) closeWake() {
 	unix.Close(p.rfd)
 	unix.Close(p.wfd)
 }

@@ -1,4 +1,4 @@
-package loop
+package core
 
 import "time"
 
@@ -32,15 +32,19 @@ type wheel struct {
 	free  *wheelBlock
 	nfree int
 
-	// recent holds the entries added since the last tick boundary, as a
-	// list of blocks like a slot's. Most timers are replaced or cancelled
-	// soon after they are set (a handshake deadline once the request
-	// arrives, a few milliseconds later): with Stale set, such entries are
-	// dropped at the next tick instead of occupying a slot (and a share of
-	// a block) until their time, 10 s later for a handshake. recent is
-	// looked at only when a tick boundary has passed, or at once when it
-	// holds an entry due before the next boundary (urgent).
+	// recent holds the entries added since the last tick boundary, aging
+	// those added in the tick before, as lists of blocks like a slot's.
+	// Most timers are replaced or cancelled soon after they are set (a
+	// handshake deadline once the request arrives, a few milliseconds
+	// later): with Stale set, such entries are dropped when their list is
+	// looked at instead of occupying a slot (and a share of a block) until
+	// their time, 10 s later for a handshake. An entry waits at least one
+	// whole tick before it is placed, however close to a boundary it was
+	// added: aging is looked at when a boundary passes (and recent becomes
+	// aging), both at once when an entry is due before the next boundary
+	// (urgent). An entry is still never more than one tick late.
 	recent *wheelBlock
+	aging  *wheelBlock
 	urgent bool
 	// Stale, when set, reports whether an entry no longer matters to its
 	// owner; it lets the wheel drop recent entries early.
@@ -142,30 +146,66 @@ func (w *wheel) Advance(now int64, fire func(key uint64, at int64)) {
 	}
 	passed := target > w.cur
 	w.cur = target
-	if w.recent != nil && (passed || w.urgent) {
-		b := w.recent
-		w.recent, w.urgent = nil, false // fire may Add: those go to a fresh list
-		for b != nil {
-			for j := 0; j < b.n; j++ {
-				e := b.entries[j]
-				switch {
-				case w.Stale(e.key, e.at):
-					w.count--
-				case e.at <= now:
-					w.count--
-					fire(e.key, e.at)
-				default:
-					w.place(e)
-				}
-			}
-			next := b.next
-			w.release(b)
-			b = next
-		}
+	if passed {
+		// fire may Add: those go to fresh lists
+		old := w.aging
+		w.aging, w.recent = w.recent, nil
+		w.sweep(old, now, fire, true)
+	}
+	if w.urgent {
+		w.urgent = false
+		r, a := w.recent, w.aging
+		w.recent, w.aging = nil, nil
+		w.recent = w.keep(w.recent, w.sweep(r, now, fire, false))
+		w.aging = w.keep(w.aging, w.sweep(a, now, fire, false))
 	}
 	for t := start; t <= target; t++ {
 		w.runSlot(int(t%n), now, fire)
 	}
+}
+
+// sweep goes through a list of recent entries: stale ones are dropped, due
+// ones fired, the rest placed in their slots (place) or returned as a new
+// list.
+func (w *wheel) sweep(b *wheelBlock, now int64, fire func(key uint64, at int64), place bool) *wheelBlock {
+	var rest *wheelBlock
+	for b != nil {
+		for j := 0; j < b.n; j++ {
+			e := b.entries[j]
+			switch {
+			case w.Stale(e.key, e.at):
+				w.count--
+			case e.at <= now:
+				w.count--
+				fire(e.key, e.at)
+			case place:
+				w.place(e)
+			default:
+				rest = w.pushBlock(rest, e)
+			}
+		}
+		next := b.next
+		w.release(b)
+		b = next
+	}
+	return rest
+}
+
+// keep appends the entries of list b (kept by a sweep) to list a (added
+// meanwhile by fire), returning the joined list.
+func (w *wheel) keep(a, b *wheelBlock) *wheelBlock {
+	if a == nil {
+		return b
+	}
+	for b != nil {
+		for j := 0; j < b.n; j++ {
+			a = w.pushBlock(a, b.entries[j])
+		}
+		next := b.next
+		w.release(b)
+		b = next
+	}
+	return a
 }
 
 func (w *wheel) runSlot(i int, now int64, fire func(key uint64, at int64)) {
@@ -198,7 +238,7 @@ func (w *wheel) Next() int64 {
 	if w.urgent {
 		return w.cur * w.tick // due now: Advance at once
 	}
-	if w.recent != nil {
+	if w.recent != nil || w.aging != nil {
 		return (w.cur + 1) * w.tick
 	}
 	n := int64(len(w.slots))

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd
 
-package loop
+package netpoll
 
 import (
 	"os"
@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// raiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit (as
+// RaiseOpenFileLimit raises the soft RLIMIT_NOFILE to the hard limit (as
 // far as the system lets it) and returns the resulting soft limit: how many
 // descriptors this process may hold.
-func raiseOpenFileLimit() (int, error) {
+func RaiseOpenFileLimit() (int, error) {
 	var r unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &r); err != nil {
 		return 0, os.NewSyscallError("getrlimit", err)
