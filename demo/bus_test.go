@@ -1,41 +1,22 @@
 package demo
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/bus"
-	"github.com/wsloop/wsloop/loop"
-	"github.com/wsloop/wsloop/session"
 )
 
 // serveOn starts the demo on b, as one process of several would.
 func serveOn(t *testing.T, b bus.Bus, opts Options) (*Demo, string) {
 	t.Helper()
 	opts.Bus = b
-	d := New(opts)
-	srv, err := loop.NewServer(Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: d.Upgrade},
-		HTTP: d.Page(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		d.Close()
-	})
-	return d, srv.Addr().String()
+	_, d, addr := serve(t, "epoll", opts, nil)
+	return d, addr
 }
 
 // TestChatAcrossProcesses: a room spans two processes on a bus: joins,

@@ -23,7 +23,13 @@ import (
 func demoOn(t *testing.T, b bus.Bus) string {
 	t.Helper()
 	d := demo.New(demo.Options{Bus: b})
-	srv, err := loop.NewServer(demo.Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: d.Upgrade},
+	return serveDemo(t, d, d.Upgrade)
+}
+
+// serveDemo serves d with upgrade on 127.0.0.1.
+func serveDemo(t *testing.T, d *demo.Demo, upgrade session.UpgradeFunc) string {
+	t.Helper()
+	srv, err := loop.NewServer(demo.Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: upgrade},
 		HTTP: d.Page(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

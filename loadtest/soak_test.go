@@ -1,10 +1,7 @@
 package loadtest
 
 import (
-	"context"
 	"expvar"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,7 +12,6 @@ import (
 	"time"
 
 	"github.com/wsloop/wsloop/demo"
-	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -40,14 +36,7 @@ func soakServer(t *testing.T, leak bool) (addr, vars, gc string) {
 		}
 		return acc, err
 	}
-	srv, err := loop.NewServer(demo.Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: upgrade},
-		HTTP: d.Page(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
+	addr = serveDemo(t, d, upgrade)
 	publishGoroutines.Do(func() {
 		expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 	})
@@ -56,14 +45,10 @@ func soakServer(t *testing.T, leak bool) (addr, vars, gc string) {
 	mux.HandleFunc("/gc", func(w http.ResponseWriter, r *http.Request) { runtime.GC() })
 	side := httptest.NewServer(mux)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		d.Close()
 		side.Close()
 		close(block)
 	})
-	return srv.Addr().String(), side.URL + "/debug/vars", side.URL + "/gc"
+	return addr, side.URL + "/debug/vars", side.URL + "/gc"
 }
 
 func soakConfig(addr, vars, gc string) Config {
