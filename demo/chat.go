@@ -37,9 +37,10 @@ const (
 // On a bus (NewChatOn) a room spans every process on it: members of room
 // "lobby" in all processes talk together, through the bus topic
 // "chat.lobby". Each process then counts only its own members (Members, and
-// the MaxAnnouncedRoom rule), and guests are called guest-TAG-N with a
-// random TAG per process so that two processes do not hand out the same
-// name.
+// the MaxAnnouncedRoom rule: with P processes up to P x MaxAnnouncedRoom
+// joins are announced, each to the whole room), and guests are called
+// guest-TAG-N with a random TAG per process so that two processes do not
+// hand out the same name.
 type Chat struct {
 	rooms  *bus.Rooms
 	onBus  bool
