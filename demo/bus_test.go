@@ -9,6 +9,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/bus"
+	"github.com/wsloop/wsloop/session"
 )
 
 // serveOn starts the demo on b, as one process of several would.
@@ -143,4 +144,41 @@ func TestPushAcrossProcesses(t *testing.T) {
 		t.Errorf("no seq in common: A %v, B %v", ra, rb)
 	}
 	readings(cc, 10)
+}
+
+// TestPushFillsSkippedReadings: a process that hears reading n and then
+// n+3 from the bus (its own ticker silent) gives its subscribers n, n+1,
+// n+2 and n+3, the middle ones made as any process would make them.
+func TestPushFillsSkippedReadings(t *testing.T) {
+	m := bus.NewMemory(0)
+	src, nc := m.Connect(), m.Connect()
+	t.Cleanup(func() { src.Close(); nc.Close() })
+	dc, addr := serveOn(t, nc, Options{PushInterval: time.Hour})
+	dc.Push.mu.Lock()
+	dc.Push.noTicker = true
+	dc.Push.mu.Unlock()
+	c := dial(t, addr, "/ws/push", nil)
+	_, first := read(t, c) // the current reading, sent on open
+	var r struct{ Seq uint64 }
+	if err := json.Unmarshal([]byte(first), &r); err != nil {
+		t.Fatal(err)
+	}
+	n := r.Seq + 1
+	for _, seq := range []uint64{n, n + 3, n + 2} { // n+2 comes late: already made up for
+		if err := src.Publish(PushTopic, session.Text, dc.Push.readingAt(seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for want := n; want <= n+3; want++ {
+		_, msg := read(t, c)
+		if msg != string(dc.Push.readingAt(want)) {
+			t.Fatalf("read %s, want reading %d: %s", msg, want, dc.Push.readingAt(want))
+		}
+	}
+	if err := src.Publish(PushTopic, session.Text, dc.Push.readingAt(n+4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg := read(t, c); msg != string(dc.Push.readingAt(n+4)) {
+		t.Fatalf("read %s after the late n+2, want reading %d", msg, n+4)
+	}
 }

@@ -351,6 +351,13 @@ func testRooms(t *testing.T, f Factory) {
 	for err := range errs {
 		t.Error(err)
 	}
+	// A message crossed the bus once per other process, not once per
+	// member: each process received the others' messages once.
+	for i, n := range nodes {
+		if got, want := n.rooms.Stats().Received, uint64((procs-1)*perProc*perMember); got != want {
+			t.Errorf("process %d received %d messages from the bus, want %d (one per message of the other processes)", i, got, want)
+		}
+	}
 	// Nothing more may come (no duplicates after the expected count), and
 	// the other room heard nothing of lobby: a message in it now is the
 	// first its member reads.
