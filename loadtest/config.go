@@ -115,7 +115,8 @@ type Config struct {
 	Procs int `json:"procs"`
 	// Loops is the number of event loops per process; default GOMAXPROCS.
 	Loops int `json:"loops,omitempty"`
-	// ServerPID, when set, is the server process whose VmRSS is sampled
+	// ServerPID, when set, is the server process whose VmRSS (summed with
+	// its children's: a wsloop -procs supervisor's workers) is sampled
 	// before the run and after its traffic, for bytes per connection.
 	ServerPID int `json:"server_pid,omitempty"`
 

@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Size = cfg.Size
 	}
 	if cfg.ServerPID > 0 {
-		if rep.ServerRSSBefore, err = readRSS(cfg.ServerPID); err != nil {
+		if rep.ServerRSSBefore, err = serverRSS(cfg.ServerPID); err != nil {
 			return nil, fmt.Errorf("-server-pid: %w", err)
 		}
 	}

@@ -12,8 +12,9 @@ import (
 )
 
 // ServerSample is what the soak reads of the server at one moment: from
-// /proc (with Config.ServerPID) its descriptors and RSS, from its expvar
-// page (Soak.VarsURL, when it answers) goroutines and heap.
+// /proc (with Config.ServerPID) its descriptors and RSS, summed with its
+// children's (a -procs supervisor's workers), from its expvar page
+// (Soak.VarsURL, when it answers) goroutines and heap.
 type ServerSample struct {
 	At         time.Time `json:"at"`
 	FDs        int       `json:"fds,omitempty"`
@@ -46,12 +47,15 @@ var soakHTTP = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transpor
 func sampleServer(ctx context.Context, cfg *Config, gc bool) (ServerSample, error) {
 	s := ServerSample{At: time.Now()}
 	if cfg.ServerPID > 0 {
-		ents, err := os.ReadDir("/proc/" + strconv.Itoa(cfg.ServerPID) + "/fd")
-		if err != nil {
-			return s, fmt.Errorf("reading the server's descriptors: %w", err)
+		for _, pid := range withChildren(cfg.ServerPID) {
+			ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+			if err != nil && pid == cfg.ServerPID {
+				return s, fmt.Errorf("reading the server's descriptors: %w", err)
+			}
+			s.FDs += len(ents)
 		}
-		s.FDs = len(ents)
-		if s.RSS, err = readRSS(cfg.ServerPID); err != nil {
+		var err error
+		if s.RSS, err = serverRSS(cfg.ServerPID); err != nil {
 			return s, err
 		}
 		s.HasProc = true

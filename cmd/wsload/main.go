@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	src := fs.String("src", "", "source addresses, e.g. 127.0.0.2-127.0.0.40 (default on loopback: 127.0.0.2 onwards, 2,500 connections each)")
 	fs.IntVar(&cfg.Procs, "procs", 0, "worker processes (0: from -conns and the open-file limit; 1: this process)")
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per process (default GOMAXPROCS)")
-	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process to sample VmRSS of, for bytes per connection (soak: and its descriptors)")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "server process to sample VmRSS of, with its children (a wsloop -procs supervisor: its workers), for bytes per connection (soak: and descriptors)")
 	fs.StringVar(&cfg.Soak.RoomURL, "room-url", "", "soak: chat room for subscribers, slow readers and the publisher (default -url's host, /ws/chat?room=wsload-soak-RUN)")
 	fs.Float64Var(&cfg.Soak.ChurnRate, "churn-rate", 0, "soak: connections opened and closed per second (default 20)")
 	fs.Float64Var(&cfg.Soak.BroadcastRate, "broadcast-rate", 0, "soak: room messages (-size bytes) per second (default 2)")
