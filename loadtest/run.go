@@ -176,11 +176,10 @@ func planShares(cfg *Config, procs int, src []string) []shareSpec {
 		s.Messages, _ = split(cfg.Messages, i)
 		s.Rate = cfg.Rate / float64(procs)
 		s.Ramp = cfg.Ramp / float64(procs)
+		if cfg.Scenario == Broadcast || cfg.Scenario == SSE {
+			s.Rate = cfg.Rate // each publisher's rate (soak: Rate is the echoes', shared)
+		}
 		if cfg.Scenario == Broadcast || cfg.Scenario == SSE || cfg.Scenario == Soak {
-			s.Rate = cfg.Rate
-			if cfg.Scenario == Soak {
-				s.Rate = cfg.Rate / float64(procs)
-			}
 			if cfg.Publish == PublishSelf {
 				for k := i; k < cfg.Publishers; k += procs {
 					s.Publishers = append(s.Publishers, k)
