@@ -47,6 +47,7 @@ type config struct {
 	loops, maxConns, maxMessage, highWater                             int
 	admin                                                              adminConfig
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	scale                                                              scaleConfig // procs.go
 }
 
 // overflows are the -overflow names.
@@ -77,6 +78,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.admin.register(fs)
+	c.scale.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -109,6 +111,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if c.writeTimeout < 0 {
 		return nil, fmt.Errorf("-write-timeout %v is negative", c.writeTimeout)
 	}
+	if err := c.scale.check(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -124,8 +129,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.scale.supervising() {
+		return c.scale.supervise(ctx, c, args, log)
+	}
+	b, closeBus, err := c.scale.connect(log)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 
-	d := demo.New(demo.Options{})
+	d := demo.New(demo.Options{Bus: b})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -198,6 +211,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
 		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+	c.scale.serving(c, srv, d, log)
 	if ready != nil {
 		ready(srv.Addr().String())
 	}
