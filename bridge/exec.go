@@ -79,7 +79,7 @@ type Exec struct {
 	live    map[*execConn]struct{} // running programs, for Close
 
 	started, refused, startErrors, overflows, droppedInput, stalls atomic.Uint64
-	heldMax                                                       atomic.Int64 // most stdout bytes held while a client did not read
+	heldMax                                                        atomic.Int64 // most stdout bytes held while a client did not read
 }
 
 // ExecStats are an Exec's counters.

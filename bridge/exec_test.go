@@ -541,5 +541,3 @@ func TestRuneCut(t *testing.T) {
 		}
 	}
 }
-
-
