@@ -19,7 +19,8 @@ import (
 // reports how far it got.
 //
 // SEAM (replace when the core has session.Drainer): a refused batch is
-// retried after a sleep, 1 ms doubling to 50 ms. With OnDrain the task
+// retried after a sleep: 1 ms while each try makes progress, doubling up to
+// 50 ms while none does (a stalled client costs 20 wake-ups a second). With OnDrain the task
 // would instead mark the connection as waiting and flush would block on a
 // channel that OnDrain signals. The connection's OverflowError comes from
 // the server's Config today (the zero Overflow); with session.Accept.Config
@@ -97,7 +98,11 @@ func (o *outbox) flush(msgs [][]byte) bool {
 			t.Stop()
 			return false
 		}
-		wait = min(2*wait, stallMax)
+		if n > 0 {
+			wait = stallMin // it is draining: look again soon
+		} else {
+			wait = min(2*wait, stallMax)
+		}
 	}
 	o.batch = nil
 	return true

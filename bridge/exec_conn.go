@@ -1,14 +1,11 @@
 package bridge
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/wsloop/wsloop/session"
@@ -33,9 +30,7 @@ type execConn struct {
 	inEOF    bool   // close stdin once in is written
 	inBroken bool   // stdin failed: further input is dropped
 	stopping bool   // the connection has gone: the program is being stopped
-	proc     *os.Process
-	exited   bool // the program has exited (it may not be reaped yet)
-	timer    *time.Timer
+	proc     *process
 	wake     chan struct{} // tells the writer that in or inEOF changed
 }
 
@@ -75,9 +70,9 @@ func (ec *execConn) signal() {
 }
 
 // stop starts stopping the program once the connection has gone (or Exec
-// closes): stdin is closed after what waits is written, the process group
-// gets SIGTERM after TermDelay and SIGKILL KillDelay after that, unless the
-// program has exited by then.
+// closes): stdin is closed after what waits is written, and the process
+// stop sequence starts (SIGTERM after TermDelay, SIGKILL KillDelay later,
+// unless the program has exited).
 func (ec *execConn) stop() {
 	ec.mu.Lock()
 	defer ec.mu.Unlock()
@@ -87,27 +82,8 @@ func (ec *execConn) stop() {
 	ec.stopping = true
 	ec.inEOF = true
 	ec.signal()
-	if ec.proc != nil && !ec.exited {
-		ec.timer = time.AfterFunc(ec.e.opts.TermDelay, ec.term)
-	}
-}
-
-func (ec *execConn) term() {
-	ec.mu.Lock()
-	defer ec.mu.Unlock()
-	if !ec.exited {
-		ec.log.Debug("program still running after its stdin was closed: SIGTERM", "pid", ec.proc.Pid)
-		signalGroup(ec.proc, sigTerm)
-		ec.timer = time.AfterFunc(ec.e.opts.KillDelay, ec.kill)
-	}
-}
-
-func (ec *execConn) kill() {
-	ec.mu.Lock()
-	defer ec.mu.Unlock()
-	if !ec.exited {
-		ec.log.Warn("program still running after SIGTERM: SIGKILL", "pid", ec.proc.Pid)
-		signalGroup(ec.proc, sigKill)
+	if ec.proc != nil {
+		ec.proc.stop()
 	}
 }
 
@@ -117,71 +93,39 @@ func (ec *execConn) kill() {
 func (ec *execConn) run() {
 	e := ec.e
 	defer e.done(ec)
-	var files [6]*os.File // stdin r/w, stdout r/w, stderr r/w
-	for i := 0; i < 6; i += 2 {
-		r, w, err := os.Pipe()
-		if err != nil {
-			for _, f := range files[:i] {
-				f.Close()
-			}
-			ec.startFailed(err)
-			return
-		}
-		files[i], files[i+1] = r, w
-	}
-	stdinR, stdinW, stdoutR, stdoutW, stderrR, stderrW := files[0], files[1], files[2], files[3], files[4], files[5]
-	cmd := &exec.Cmd{
-		Path:        e.path,
-		Args:        append([]string{e.path}, e.opts.Args...),
-		Env:         ec.env,
-		Dir:         e.opts.Dir,
-		Stdin:       stdinR,
-		Stdout:      stdoutW,
-		Stderr:      stderrW,
-		SysProcAttr: procAttr(),
-	}
-	err := cmd.Start()
-	stdinR.Close()
-	stdoutW.Close()
-	stderrW.Close()
+	in, out, errOut, err := newPipes()
 	if err != nil {
-		stdinW.Close()
-		stdoutR.Close()
-		stderrR.Close()
+		ec.startFailed(err)
+		return
+	}
+	p, err := startProcess(e.path, e.opts.Args, ec.env, e.opts.Dir, in, out, errOut, ec.log, e.opts.TermDelay, e.opts.KillDelay)
+	if err != nil {
 		ec.startFailed(err)
 		return
 	}
 	e.started.Add(1)
 	ec.env = nil
-	ec.log = ec.log.With("pid", cmd.Process.Pid)
+	ec.log = p.log
 	ec.log.Debug("program started")
 	ec.mu.Lock()
-	ec.proc = cmd.Process
+	ec.proc = p
 	if ec.stopping {
-		ec.timer = time.AfterFunc(e.opts.TermDelay, ec.term)
+		p.stop()
 	}
 	ec.mu.Unlock()
 
 	var pipes sync.WaitGroup
 	pipes.Add(2)
-	go func() { defer pipes.Done(); ec.logStderr(stderrR) }()
-	go func() { defer pipes.Done(); ec.writeStdin(stdinW) }()
-	ec.pumpStdout(stdoutR)
-	stdoutR.Close()
+	go func() { defer pipes.Done(); logLines(errOut.parent, ec.log) }()
+	go func() { defer pipes.Done(); ec.writeStdin(in.parent) }()
+	ec.pumpStdout(out.parent)
+	out.parent.Close()
 
-	waitExited(cmd.Process.Pid)
+	err = p.wait()
 	ec.mu.Lock()
-	ec.exited = true
-	if ec.timer != nil {
-		ec.timer.Stop()
-	}
-	// Whatever the program left running in its group goes with it; the
-	// leader is not reaped yet, so the group id is still its own.
-	signalGroup(cmd.Process, sigKill)
 	ec.inEOF = true
 	ec.signal()
 	ec.mu.Unlock()
-	err = cmd.Wait()
 	pipes.Wait()
 
 	code, reason := session.StatusNormal, ""
@@ -191,7 +135,7 @@ func (ec *execConn) run() {
 			reason = reason[:123]
 		}
 	}
-	ec.log.Debug("program exited", "status", cmd.ProcessState.String())
+	ec.log.Debug("program exited", "status", p.cmd.ProcessState.String())
 	_ = ec.h.Close(code, reason)
 }
 
@@ -231,22 +175,6 @@ func (ec *execConn) writeStdin(w *os.File) {
 		}
 		ec.mu.Unlock()
 		if err != nil {
-			return
-		}
-	}
-}
-
-// logStderr logs each line of the program's stderr (lines over 4 KiB in
-// pieces).
-func (ec *execConn) logStderr(r *os.File) {
-	defer r.Close()
-	br := bufio.NewReaderSize(r, 4<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
-			ec.log.Warn("program stderr", "line", string(line))
-		}
-		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
 	}

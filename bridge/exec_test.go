@@ -52,7 +52,7 @@ func (e *Exec) pids() []int {
 	for ec := range e.live {
 		ec.mu.Lock()
 		if ec.proc != nil {
-			ps = append(ps, ec.proc.Pid)
+			ps = append(ps, ec.proc.pid())
 		}
 		ec.mu.Unlock()
 	}
