@@ -1,11 +1,10 @@
 package bridge
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"sync"
-	"unicode/utf8"
+	"time"
 
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
@@ -98,10 +97,10 @@ func (p *commandParser) parse(line []byte, cmd *command) error {
 	if cmd.name == nil {
 		return errNoCommand
 	}
-	if cmd.op == session.Text && !utf8.Valid(cmd.payload) {
-		// Only \u escapes of lone surrogates or raw invalid bytes get here;
-		// a text message must be valid UTF-8.
-		cmd.payload = bytes.ToValidUTF8(cmd.payload, []byte("\uFFFD"))
+	if cmd.op == session.Text {
+		// A text message must be valid UTF-8; raw invalid bytes in the
+		// line are replaced (lone \u surrogates already were).
+		cmd.payload = validUTF8(cmd.payload)
 	}
 	return nil
 }
@@ -203,8 +202,16 @@ const maxPooledPayload = 64 << 10
 func (b *Backend) send(h session.Handle, op session.Opcode, p []byte) {
 	t := sendTasks.Get().(*sendTask)
 	t.b, t.op, t.p = b, op, append(t.p[:0], p...)
-	if err := h.Do(t.fn); err != nil {
-		b.dropped.Add(1)
+	for wait := stallMin; ; wait = min(2*wait, stallMax) {
+		err := h.Do(t.fn)
+		if err == nil {
+			return
+		}
+		if !queueFull(err) {
+			b.dropped.Add(1)
+			return
+		}
+		time.Sleep(wait) // the loop is saturated: stop reading commands a moment
 	}
 }
 

@@ -69,7 +69,14 @@ func (o *outbox) flush(msgs [][]byte) bool {
 	for len(msgs) > 0 {
 		o.batch = msgs
 		if err := o.h.Do(o.task); err != nil {
-			return false
+			if !queueFull(err) {
+				return false
+			}
+			if !o.sleep(wait) {
+				return false
+			}
+			wait = min(2*wait, stallMax)
+			continue
 		}
 		var n int
 		select {
@@ -91,11 +98,7 @@ func (o *outbox) flush(msgs [][]byte) bool {
 		}
 		for old := o.held.Load(); pending > old && !o.held.CompareAndSwap(old, pending); old = o.held.Load() {
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-o.gone:
-			t.Stop()
+		if !o.sleep(wait) {
 			return false
 		}
 		if n > 0 {
@@ -107,3 +110,24 @@ func (o *outbox) flush(msgs [][]byte) bool {
 	o.batch = nil
 	return true
 }
+
+// sleep waits d; false when the connection went meanwhile.
+func (o *outbox) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-o.gone:
+		return false
+	}
+}
+
+// queueFull reports whether err says that a loop's task queue is at its
+// bound: the caller then waits and tries again, which stops it reading its
+// source (a program's stdout, a backend's commands) meanwhile.
+//
+// SEAM (replace when the core has session.ErrQueueFull): return
+// errors.Is(err, session.ErrQueueFull). Until then task queues are unbounded
+// and Handle.Do fails only when the engine has stopped.
+func queueFull(err error) bool { return false }

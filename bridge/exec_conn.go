@@ -282,12 +282,7 @@ func pumpLines(r io.Reader, ob *outbox, maxLine int) bool {
 }
 
 // validText returns line as valid UTF-8 (a text message must be).
-func validText(line []byte) []byte {
-	if utf8.Valid(line) {
-		return line
-	}
-	return bytes.ToValidUTF8(line, []byte("\uFFFD"))
-}
+func validText(line []byte) []byte { return validUTF8(line) }
 
 // runeCut returns the largest length <= len(b) that does not end inside a
 // UTF-8 sequence (never 0 for a non-empty b).

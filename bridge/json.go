@@ -252,6 +252,43 @@ func (s *jsonScanner) hex4() (rune, bool) {
 	return r, true
 }
 
+// digits consumes a run of decimal digits and returns how many there were.
+func (s *jsonScanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}
+
+// number consumes a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *jsonScanner) number() error {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	start := s.i
+	if n := s.digits(); n == 0 || (n > 1 && s.b[start] == '0') {
+		return errJSON
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return errJSON
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return errJSON
+		}
+	}
+	return nil
+}
+
 // integer reads a JSON number that is an integer (no fraction or exponent).
 func (s *jsonScanner) integer() (int64, error) {
 	s.space()
@@ -261,11 +298,13 @@ func (s *jsonScanner) integer() (int64, error) {
 		s.i++
 	}
 	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
+	s.digits()
+	digits := s.b[start:s.i]
+	n, ok := parseUint(digits)
+	if !ok || n > 1<<62 || (len(digits) > 1 && digits[0] == '0') {
+		return 0, errJSON
 	}
-	n, ok := parseUint(s.b[start:s.i])
-	if !ok || n > 1<<62 {
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
 		return 0, errJSON
 	}
 	if neg {
@@ -307,19 +346,34 @@ func (s *jsonScanner) skip() error {
 		}
 	case 0:
 		return errJSON
-	default:
-		// A number, true, false or null: up to the next delimiter.
-		start := s.i
-		for s.i < len(s.b) {
-			switch s.b[s.i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				if s.i == start {
-					return errJSON
-				}
+	case 't', 'f', 'n':
+		for _, lit := range []string{"true", "false", "null"} {
+			if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
+				s.i += len(lit)
 				return nil
 			}
-			s.i++
 		}
 		return errJSON
+	default:
+		return s.number()
 	}
+}
+
+// validUTF8 returns b when it is valid UTF-8, and otherwise a copy with
+// each invalid byte replaced by U+FFFD (as encoding/json does).
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+8)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
 }
