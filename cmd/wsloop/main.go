@@ -47,6 +47,7 @@ type config struct {
 	loops, maxConns, maxMessage, highWater                             int
 	expvar                                                             bool
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	bridge                                                             *bridgeFlags
 }
 
 // overflows are the -overflow names.
@@ -77,6 +78,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
+	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,6 +126,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 
 	d := demo.New(demo.Options{})
 	defer d.Close()
+	br, err := c.bridge.start(log, d.Router, c.tlsCert != "")
+	if err != nil {
+		return err
+	}
+	defer br.close() // after Shutdown: it waits for the bridged programs
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
 		static, err := web.Open(c.static)
@@ -146,6 +153,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			static.ServeHTTP(w, r)
 		})
 	}
+	httpHandler = br.http(httpHandler)
 	stats := new(session.Stats)
 	if c.expvar {
 		httpHandler = withVars(httpHandler, stats)
@@ -211,6 +219,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	br.close()
 	log.Info("stopped")
 	return nil
 }
