@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +36,17 @@ type BackendOptions struct {
 	// default 4 MiB. See the package documentation for what happens at the
 	// bound.
 	QueueBytes int
+	// Headers are the request headers an open event carries (those the
+	// request has, first value only); default DefaultHeaders. ["*"] passes
+	// every header (repeated ones joined with ", "), which costs an upgrade
+	// a few hundred bytes of garbage more.
+	Headers []string
+	// NoRemoteAddr leaves the peer's address out of open events ("remote"
+	// is then ""). Asking the engine for it costs each upgrade about 200
+	// bytes of garbage (getpeername), which shows in the server's RSS as
+	// about 250 bytes per connection at the GC's default pace; behind a
+	// proxy the address that matters is in X-Forwarded-For anyway.
+	NoRemoteAddr bool
 	// MaxMessage is the largest message a command may carry (decoded);
 	// default 1 MiB. Longer command lines are skipped and counted as bad.
 	MaxMessage int
@@ -67,10 +81,11 @@ const restartReset = 10 * time.Second
 // connections' events and sends commands, in the JSON-lines protocol of the
 // package documentation. Safe for concurrent use.
 type Backend struct {
-	opts    BackendOptions
-	log     *slog.Logger
-	program string // resolved Command[0]
-	h       backendHandler
+	opts       BackendOptions
+	allHeaders bool
+	log        *slog.Logger
+	program    string // resolved Command[0]
+	h          backendHandler
 
 	// mu guards the event queue, the link state and the registry; epoch
 	// is written under it and read without it by tasks.
@@ -135,6 +150,10 @@ func NewBackend(opts BackendOptions) (*Backend, error) {
 	default:
 		return nil, errors.New("bridge: a backend needs a Command or a Socket")
 	}
+	if b.opts.Headers == nil {
+		b.opts.Headers = DefaultHeaders
+	}
+	b.allHeaders = len(b.opts.Headers) == 1 && b.opts.Headers[0] == "*"
 	if b.opts.QueueBytes <= 0 {
 		b.opts.QueueBytes = DefaultQueueBytes
 	}
@@ -181,10 +200,15 @@ func (b *Backend) Close() error {
 	return nil
 }
 
-// pendingOpen is a connection's Value from its upgrade to OnOpen: the open
-// event's fields after the id, taken from the request (valid only during
-// the upgrade).
-type pendingOpen struct{ tail []byte }
+// DefaultHeaders are the request headers an open event carries unless
+// BackendOptions.Headers says otherwise.
+var DefaultHeaders = []string{"Origin", "User-Agent", "Cookie", "Authorization", "X-Forwarded-For",
+	"X-Real-Ip", "Sec-Websocket-Protocol", "Accept-Language"}
+
+// openBufs pools the open events' fields prepared during the upgrade (a
+// connection's Value until OnOpen), so that an upgrade leaves no garbage
+// but the few strings the Request API copies.
+var openBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // Upgrade is the session.UpgradeFunc of the backend's routes. It refuses
 // with 503 while no backend runs or while the event queue is full.
@@ -200,44 +224,66 @@ func (b *Backend) Upgrade(r *session.Request) (session.Accept, error) {
 		}
 		return session.Accept{}, &session.RejectError{Status: http.StatusServiceUnavailable, Message: msg, Header: "Retry-After: 1"}
 	}
-	return session.Accept{Handler: b.h, Value: &pendingOpen{tail: openTail(r)}}, nil
+	return session.Accept{Handler: b.h, Value: b.openTail(r)}, nil
 }
 
-// openTail encodes the open event's fields after the id:
-// ,"path":...,"query":...,"remote":...,"headers":{...}}\n
-func openTail(r *session.Request) []byte {
-	t := append(make([]byte, 0, 512), `,"path":`...)
+// openTail encodes the open event's fields after the id, from r (valid
+// only during the upgrade):
+//
+//	,"path":...,"query":...,"remote":...,"headers":{...}}\n
+func (b *Backend) openTail(r *session.Request) *[]byte {
+	bp := openBufs.Get().(*[]byte)
+	t := append((*bp)[:0], `,"path":`...)
 	t = appendJSONStr(t, r.Path())
 	t = append(t, `,"query":`...)
 	t = appendJSONStr(t, r.RawQuery())
 	t = append(t, `,"remote":`...)
-	remote := ""
-	if a := r.RemoteAddr(); a != nil {
-		remote = a.String()
+	var remote net.Addr
+	if !b.opts.NoRemoteAddr {
+		remote = r.RemoteAddr()
 	}
-	t = appendJSONStr(t, remote)
+	switch a := remote.(type) {
+	case nil:
+		t = append(t, `""`...)
+	case *net.TCPAddr:
+		ap := a.AddrPort()
+		t = append(t, '"')
+		t = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(t)
+		t = append(t, '"')
+	default:
+		t = appendJSONStr(t, a.String())
+	}
 	t = append(t, `,"headers":{`...)
-	if hr, err := r.HTTPRequest(); err == nil {
-		names := make([]string, 0, len(hr.Header))
-		for k := range hr.Header {
-			names = append(names, k)
+	n := 0
+	header := func(k, v string) {
+		if n > 0 {
+			t = append(t, ',')
 		}
-		sort.Strings(names)
-		for i, k := range names {
-			if i > 0 {
-				t = append(t, ',')
+		n++
+		t = appendJSONStr(t, k)
+		t = append(t, ':')
+		t = appendJSONStr(t, v)
+	}
+	if b.allHeaders {
+		if hr, err := r.HTTPRequest(); err == nil {
+			names := make([]string, 0, len(hr.Header))
+			for k := range hr.Header {
+				names = append(names, k)
 			}
-			t = appendJSONStr(t, k)
-			t = append(t, ':')
-			vs := hr.Header[k]
-			v := vs[0]
-			for _, more := range vs[1:] {
-				v += ", " + more
+			sort.Strings(names)
+			for _, k := range names {
+				header(k, strings.Join(hr.Header[k], ", "))
 			}
-			t = appendJSONStr(t, v)
+		}
+	} else {
+		for _, k := range b.opts.Headers {
+			if v := r.Header(k); v != "" {
+				header(k, v)
+			}
 		}
 	}
-	return append(t, "}}\n"...)
+	*bp = append(t, "}}\n"...)
+	return bp
 }
 
 // backendHandler is the session.Handler of every connection of a Backend;
@@ -246,7 +292,7 @@ type backendHandler struct{ b *Backend }
 
 func (h backendHandler) OnOpen(c *session.Conn) {
 	b := h.b
-	p, ok := c.Value().(*pendingOpen)
+	p, ok := c.Value().(*[]byte)
 	c.SetValue(nil)
 	if !ok {
 		_ = c.Close(session.StatusInternalError, "no backend for this connection")
@@ -271,8 +317,11 @@ func (h backendHandler) OnOpen(c *session.Conn) {
 	b.q = append(b.q, `{"event":"open","id":"`...)
 	b.q = appendID(b.q, e)
 	b.q = append(b.q, '"')
-	b.q = append(b.q, p.tail...)
+	b.q = append(b.q, *p...)
 	b.mu.Unlock()
+	if cap(*p) <= 16<<10 {
+		openBufs.Put(p)
+	}
 	b.opened.Add(1)
 	c.SetValue(e)
 	b.signal()

@@ -174,6 +174,9 @@ func (b *Backend) serve(l *link, restarts int) {
 	l.wg.Wait()
 }
 
+// maxKeptQueue is the largest event buffer kept for reuse.
+const maxKeptQueue = 64 << 10
+
 // writeEvents writes queued events to the backend until the link breaks.
 func (b *Backend) writeEvents(l *link, epoch uint32) {
 	for {
@@ -198,7 +201,13 @@ func (b *Backend) writeEvents(l *link, epoch uint32) {
 		_, err := l.w.Write(buf)
 		b.mu.Lock()
 		b.writing = 0
-		b.spare = buf[:0]
+		if cap(buf) <= maxKeptQueue {
+			b.spare = buf[:0]
+		} else {
+			// A burst (a ramp of opens, a slow backend) grew it: let it
+			// go rather than keep it for every idle second after.
+			b.spare = nil
+		}
 		b.mu.Unlock()
 		if err != nil {
 			l.fail(fmt.Errorf("writing events: %w", err))

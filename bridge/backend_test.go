@@ -426,3 +426,50 @@ func TestBackendCommands(t *testing.T) {
 		return len(b.rooms) == 0 && len(b.members) == 0
 	})
 }
+
+// TestBackendOpenEvent checks an open event's fields by value, with the
+// default header list and with every header ("*").
+func TestBackendOpenEvent(t *testing.T) {
+	needPython(t)
+	noLeaks(t)
+	some := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/puppet.py")}})
+	all := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/puppet.py")}, Headers: []string{"*"}})
+	s := serve(t, "epoll", routes{"/some": some.Upgrade, "/all": all.Upgrade}, nil, nil)
+	h := http.Header{"Origin": {"http://" + "example.test"}, "User-Agent": {"probe/1 \"quoted\""}, "X-Other": {"o1"}}
+	for _, c := range []struct {
+		path    string
+		other   bool
+		headers int
+	}{{"/some", false, 2}, {"/all", true, 0}} {
+		conn := dial(t, s.addr, c.path+"?showopen&x=%20y", &websocket.DialOptions{HTTPHeader: h})
+		line, ok := strings.CutPrefix(readText(t, conn), "open:")
+		if !ok {
+			t.Fatalf("first message %q", line)
+		}
+		id := strings.TrimPrefix(readText(t, conn), "id:")
+		if !strings.HasPrefix(line, `{"event":"open","id":"`+id+`","path":`) {
+			t.Errorf("fields out of order: %s", line)
+		}
+		var ev struct {
+			Event, ID, Path, Query, Remote string
+			Headers                        map[string]string
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if ev.Event != "open" || ev.ID != id || ev.Path != c.path || ev.Query != "showopen&x=%20y" ||
+			!strings.HasPrefix(ev.Remote, "127.0.0.1:") || ev.Headers["Origin"] != "http://example.test" ||
+			ev.Headers["User-Agent"] != `probe/1 "quoted"` {
+			t.Errorf("%s: %+v", c.path, ev)
+		}
+		if _, got := ev.Headers["X-Other"]; got != c.other {
+			t.Errorf("%s: X-Other present %v, want %v", c.path, got, c.other)
+		}
+		if c.headers > 0 && len(ev.Headers) != c.headers {
+			t.Errorf("%s: headers %v, want only Origin and User-Agent", c.path, ev.Headers)
+		}
+		if c.other && (ev.Headers["Upgrade"] != "websocket" || ev.Headers["Host"] != s.addr) {
+			t.Errorf("%s: headers %v lack Upgrade or Host", c.path, ev.Headers)
+		}
+	}
+}

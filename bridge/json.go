@@ -5,6 +5,7 @@ import (
 	"errors"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The JSON the backend protocol needs, written by hand so that the event
@@ -56,10 +57,10 @@ func appendJSONString(dst []byte, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// appendJSONStr is appendJSONString for a string (open events only: the
-// conversion may copy).
+// appendJSONStr is appendJSONString for a string, without copying it:
+// appendJSONString only reads its argument.
 func appendJSONStr(dst []byte, s string) []byte {
-	return appendJSONString(dst, []byte(s))
+	return appendJSONString(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
 }
 
 // appendBase64 appends p in standard base64 with padding, quoted.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A backend that lets its clients drive it, for testing the commands.
 
-On open it tells the connection its id ("id:<id>"). A text message that is a
+On open it tells the connection its id ("id:<id>"), after the open event
+itself ("open:<line>") when the query has "showopen". A text message that is a
 JSON object is sent on as a command, with "id" set to the sender's unless it
 has one; "raw:<line>" sends <line> as it is (for bad commands); anything
 else is echoed. Events it gets are logged to stderr.
@@ -14,6 +15,8 @@ for line in sys.stdin:
     ev = json.loads(line)
     kind, cid = ev["event"], ev.get("id")
     if kind == "open":
+        if "showopen" in ev["query"]:
+            out.write(json.dumps({"cmd": "send", "id": cid, "text": "open:" + line.rstrip("\n")}) + "\n")
         out.write(json.dumps({"cmd": "send", "id": cid, "text": "id:" + cid}) + "\n")
     elif kind == "message":
         text = ev.get("text")
