@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,15 +264,9 @@ func (b *Backend) openTail(r *session.Request) *[]byte {
 		t = appendJSONStr(t, v)
 	}
 	if b.allHeaders {
-		if hr, err := r.HTTPRequest(); err == nil {
-			names := make([]string, 0, len(hr.Header))
-			for k := range hr.Header {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			for _, k := range names {
-				header(k, strings.Join(hr.Header[k], ", "))
-			}
+		h, names := requestHeaders(r)
+		for _, k := range names {
+			header(k, strings.Join(h[k], ", "))
 		}
 	} else {
 		for _, k := range b.opts.Headers {

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -78,26 +79,35 @@ func cgiEnv(r *session.Request, scriptName string, tls bool, passEnv, extra []st
 	if tls {
 		add("HTTPS", "on")
 	}
-	if hr, err := r.HTTPRequest(); err == nil {
-		names := make([]string, 0, len(hr.Header))
-		for k := range hr.Header {
-			names = append(names, k)
+	h, names := requestHeaders(r)
+	for _, k := range names {
+		name := headerVar(k)
+		if name == "HTTP_PROXY" {
+			continue
 		}
-		sort.Strings(names)
-		for _, k := range names {
-			name := headerVar(k)
-			if name == "HTTP_PROXY" {
-				continue
-			}
-			sep := ", "
-			if name == "HTTP_COOKIE" {
-				sep = "; "
-			}
-			add(name, strings.Join(hr.Header[k], sep))
+		sep := ", "
+		if name == "HTTP_COOKIE" {
+			sep = "; "
 		}
+		add(name, strings.Join(h[k], sep))
 	}
 	env = appendPassEnv(env, passEnv)
 	return append(env, extra...)
+}
+
+// requestHeaders returns r's headers (canonical names) and their names,
+// sorted.
+func requestHeaders(r *session.Request) (http.Header, []string) {
+	hr, err := r.HTTPRequest()
+	if err != nil {
+		return nil, nil
+	}
+	names := make([]string, 0, len(hr.Header))
+	for k := range hr.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return hr.Header, names
 }
 
 // appendPassEnv appends PATH and the variables named in names from wsloop's
