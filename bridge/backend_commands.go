@@ -176,14 +176,15 @@ func (b *Backend) execute(cmd *command) error {
 }
 
 // sendTask carries one "send" to a connection's loop. Tasks are pooled and
-// their function is bound once, so a send allocates nothing in the steady
-// state; a task whose connection has gone is never run and is left to the
-// garbage collector.
+// their functions bound once, so a send allocates nothing in the steady
+// state: a task goes back to the pool when it has run, or when its
+// connection had gone (missed).
 type sendTask struct {
-	b  *Backend
-	op session.Opcode
-	p  []byte
-	fn func(*session.Conn)
+	b        *Backend
+	op       session.Opcode
+	p        []byte
+	fn       func(*session.Conn)
+	missedFn func()
 }
 
 var sendTasks sync.Pool
@@ -191,7 +192,7 @@ var sendTasks sync.Pool
 func init() {
 	sendTasks.New = func() any {
 		t := new(sendTask)
-		t.fn = t.run
+		t.fn, t.missedFn = t.run, t.missed
 		return t
 	}
 }
@@ -199,27 +200,40 @@ func init() {
 // maxPooledPayload: tasks that carried larger messages are not kept.
 const maxPooledPayload = 64 << 10
 
+// send posts p to the connection h. While h's loop has its task queue full
+// (session.ErrQueueFull) it waits and tries again, which stops the reading
+// of commands meanwhile: the backend is held up only by a saturated loop,
+// never by one slow client.
 func (b *Backend) send(h session.Handle, op session.Opcode, p []byte) {
 	t := sendTasks.Get().(*sendTask)
 	t.b, t.op, t.p = b, op, append(t.p[:0], p...)
 	for wait := stallMin; ; wait = min(2*wait, stallMax) {
-		err := h.Do(t.fn)
+		err := h.Executor().Execute(h.ID(), t.fn, t.missedFn, len(t.p))
 		if err == nil {
 			return
 		}
-		if !queueFull(err) {
+		if !errors.Is(err, session.ErrQueueFull) {
 			b.dropped.Add(1)
+			t.release()
 			return
 		}
-		time.Sleep(wait) // the loop is saturated: stop reading commands a moment
+		time.Sleep(wait)
 	}
 }
 
 func (t *sendTask) run(c *session.Conn) {
-	b := t.b
-	if b.entryOf(c) == nil || c.Send(t.op, t.p) != nil {
-		b.dropped.Add(1)
+	if t.b.entryOf(c) == nil || c.Send(t.op, t.p) != nil {
+		t.b.dropped.Add(1)
 	}
+	t.release()
+}
+
+func (t *sendTask) missed() {
+	t.b.dropped.Add(1)
+	t.release()
+}
+
+func (t *sendTask) release() {
 	t.b = nil
 	if cap(t.p) <= maxPooledPayload {
 		t.p = t.p[:0]
@@ -241,8 +255,8 @@ func (b *Backend) broadcast(op session.Opcode, p []byte) {
 		}
 	}
 	for xi, ids := range groups {
-		if err := xs[xi].ExecuteAll(ids, fn); err != nil {
-			b.dropped.Add(uint64(len(ids)))
+		if err := xs[xi].ExecuteAll(ids, fn, len(m.Frame())); err != nil {
+			b.dropped.Add(uint64(len(ids))) // that loop is saturated or stopped
 		}
 	}
 }
@@ -320,8 +334,8 @@ func (b *Backend) publish(name []byte, op session.Opcode, p []byte) {
 	b.roomsMu.Lock()
 	r := b.rooms[string(name)]
 	b.roomsMu.Unlock()
-	if r != nil {
-		r.room.Publish(op, p)
+	if r != nil && r.room.Publish(op, p) != nil {
+		b.dropped.Add(1) // a loop refused it (session.ErrQueueFull): its members miss it
 	}
 }
 

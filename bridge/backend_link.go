@@ -168,7 +168,10 @@ func (b *Backend) serve(l *link, restarts int) {
 	xs := *b.execs.Load()
 	closeFn := func(c *session.Conn) { _ = c.Close(code, reason) }
 	for xi, ids := range groups {
-		_ = xs[xi].ExecuteAll(ids, closeFn)
+		// These closes must not be lost: a saturated loop is asked again.
+		for wait := stallMin; errors.Is(xs[xi].ExecuteAll(ids, closeFn, 0), session.ErrQueueFull); wait = min(2*wait, stallMax) {
+			time.Sleep(wait)
+		}
 	}
 	l.close()
 	l.wg.Wait()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/loop"
 )
 
 // newBackend starts a Backend that is closed when the test ends (call it
@@ -434,7 +435,9 @@ func TestBackendOpenEvent(t *testing.T) {
 	noLeaks(t)
 	some := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/puppet.py")}})
 	all := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/puppet.py")}, Headers: []string{"*"}})
-	s := serve(t, "epoll", routes{"/some": some.Upgrade, "/all": all.Upgrade}, nil, nil)
+	s := serve(t, "epoll", routes{"/some": some.Upgrade, "/all": all.Upgrade}, nil, func(o *loop.Options) {
+		o.Session.AllowedOrigins = []string{"http://example.test"}
+	})
 	h := http.Header{"Origin": {"http://" + "example.test"}, "User-Agent": {"probe/1 \"quoted\""}, "X-Other": {"o1"}}
 	for _, c := range []struct {
 		path    string

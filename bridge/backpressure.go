@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -15,34 +16,34 @@ import (
 //
 // A batch goes to the connection's loop as one task (Handle.Do); the task
 // sends until c.Send refuses with session.ErrBackpressure (the connection's
-// Overflow is OverflowError and its unsent bytes are over HighWater) and
-// reports how far it got.
-//
-// SEAM (replace when the core has session.Drainer): a refused batch is
-// retried after a sleep: 1 ms while each try makes progress, doubling up to
-// 50 ms while none does (a stalled client costs 20 wake-ups a second). With OnDrain the task
-// would instead mark the connection as waiting and flush would block on a
-// channel that OnDrain signals. The connection's OverflowError comes from
-// the server's Config today (the zero Overflow); with session.Accept.Config
-// the bridges will set it per connection (see connConfig).
+// Config has Overflow OverflowError, and its unsent bytes are at HighWater)
+// and reports how far it got. The producer then waits for the connection's
+// OnDrain (session.Drainer), which the handler passes on through drained,
+// and sends the rest. A loop whose task queue is full (session.ErrQueueFull)
+// is tried again after a short sleep, 1 ms doubling to 50 ms.
 type outbox struct {
-	h      session.Handle
-	gone   <-chan struct{} // closed when the connection has gone (OnClose)
-	op     session.Opcode
-	batch  [][]byte
-	res    chan int            // the task's answer: messages sent, -1 when closed
-	task   func(*session.Conn) // o.run, bound once
-	stalls *atomic.Uint64      // counts refused batches
-	held   *atomic.Int64       // the most bytes a refused batch still held (a high-water mark)
+	h       session.Handle
+	gone    <-chan struct{} // closed when the connection has gone (OnClose)
+	drained <-chan struct{} // signalled by the connection's OnDrain
+	op      session.Opcode
+	batch   [][]byte
+	res     chan int            // the task's answer: messages sent, -1 when closed
+	task    func(*session.Conn) // o.run, bound once
+	stalls  *atomic.Uint64      // counts refused batches
+	held    *atomic.Int64       // the most bytes a refused batch still held (a high-water mark)
 }
 
 const (
 	stallMin = time.Millisecond
 	stallMax = 50 * time.Millisecond
+	// drainCheck bounds a wait for OnDrain: the batch is offered again
+	// after it even without the signal, so that no lost wake-up can stall
+	// a connection for good.
+	drainCheck = time.Second
 )
 
-func newOutbox(h session.Handle, gone <-chan struct{}, op session.Opcode, stalls *atomic.Uint64, held *atomic.Int64) *outbox {
-	o := &outbox{h: h, gone: gone, op: op, res: make(chan int, 1), stalls: stalls, held: held}
+func newOutbox(h session.Handle, gone, drained <-chan struct{}, op session.Opcode, stalls *atomic.Uint64, held *atomic.Int64) *outbox {
+	o := &outbox{h: h, gone: gone, drained: drained, op: op, res: make(chan int, 1), stalls: stalls, held: held}
 	o.task = o.run
 	return o
 }
@@ -69,15 +70,13 @@ func (o *outbox) flush(msgs [][]byte) bool {
 	for len(msgs) > 0 {
 		o.batch = msgs
 		if err := o.h.Do(o.task); err != nil {
-			if !queueFull(err) {
-				return false
-			}
-			if !o.sleep(wait) {
+			if !errors.Is(err, session.ErrQueueFull) || !o.sleep(wait) {
 				return false
 			}
 			wait = min(2*wait, stallMax)
 			continue
 		}
+		wait = stallMin
 		var n int
 		select {
 		case n = <-o.res:
@@ -87,8 +86,7 @@ func (o *outbox) flush(msgs [][]byte) bool {
 		if n < 0 {
 			return false
 		}
-		msgs = msgs[n:]
-		if len(msgs) == 0 {
+		if msgs = msgs[n:]; len(msgs) == 0 {
 			break
 		}
 		o.stalls.Add(1)
@@ -98,14 +96,15 @@ func (o *outbox) flush(msgs [][]byte) bool {
 		}
 		for old := o.held.Load(); pending > old && !o.held.CompareAndSwap(old, pending); old = o.held.Load() {
 		}
-		if !o.sleep(wait) {
+		t := time.NewTimer(drainCheck)
+		select {
+		case <-o.drained:
+		case <-t.C:
+		case <-o.gone:
+			t.Stop()
 			return false
 		}
-		if n > 0 {
-			wait = stallMin // it is draining: look again soon
-		} else {
-			wait = min(2*wait, stallMax)
-		}
+		t.Stop()
 	}
 	o.batch = nil
 	return true
@@ -122,12 +121,3 @@ func (o *outbox) sleep(d time.Duration) bool {
 		return false
 	}
 }
-
-// queueFull reports whether err says that a loop's task queue is at its
-// bound: the caller then waits and tries again, which stops it reading its
-// source (a program's stdout, a backend's commands) meanwhile.
-//
-// SEAM (replace when the core has session.ErrQueueFull): return
-// errors.Is(err, session.ErrQueueFull). Until then task queues are unbounded
-// and Handle.Do fails only when the engine has stopped.
-func queueFull(err error) bool { return false }

@@ -50,6 +50,12 @@ type ExecOptions struct {
 	// (client gone) before its process group gets SIGTERM; default 1s.
 	// KillDelay is how long after SIGTERM the group gets SIGKILL; default 2s.
 	TermDelay, KillDelay time.Duration
+	// Config is the session.Config the connections start from, usually the
+	// server's; nil: the defaults. The Exec gives its connections a copy
+	// with Overflow set to session.OverflowError (through
+	// session.Accept.Config): a client that does not read then pauses the
+	// program's stdout instead of being closed or losing lines.
+	Config *session.Config
 	// Logger receives the programs' stderr lines (Warn, tagged with path,
 	// remote address and pid) and the bridge's own messages; default
 	// slog.Default().
@@ -70,6 +76,7 @@ const (
 type Exec struct {
 	path string
 	opts ExecOptions
+	cfg  *session.Config // the connections' (Accept.Config)
 	log  *slog.Logger
 	h    execHandler
 
@@ -112,7 +119,12 @@ func NewExec(program string, opts ExecOptions) (*Exec, error) {
 	if opts.KillDelay <= 0 {
 		opts.KillDelay = DefaultKillDelay
 	}
-	e := &Exec{path: path, opts: opts, log: opts.Logger, live: make(map[*execConn]struct{})}
+	cfg := new(session.Config)
+	if opts.Config != nil {
+		*cfg = *opts.Config
+	}
+	cfg.Overflow = session.OverflowError
+	e := &Exec{path: path, opts: opts, cfg: cfg, log: opts.Logger, live: make(map[*execConn]struct{})}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -134,16 +146,17 @@ func (e *Exec) Upgrade(r *session.Request) (session.Accept, error) {
 			Message: "too many programs running: try again later", Header: "Retry-After: 1"}
 	}
 	ec := &execConn{
-		e:    e,
-		env:  cgiEnv(r, e.opts.ScriptName, e.opts.TLS, e.opts.PassEnv, e.opts.Env),
-		gone: make(chan struct{}),
-		wake: make(chan struct{}, 1),
+		e:       e,
+		env:     cgiEnv(r, e.opts.ScriptName, e.opts.TLS, e.opts.PassEnv, e.opts.Env),
+		gone:    make(chan struct{}),
+		drained: make(chan struct{}, 1),
+		wake:    make(chan struct{}, 1),
 	}
 	ec.log = e.log.With("path", r.Path())
 	if a := r.RemoteAddr(); a != nil {
 		ec.log = ec.log.With("remote", a.String())
 	}
-	return session.Accept{Handler: e.h, Value: ec}, nil
+	return session.Accept{Handler: e.h, Value: ec, Config: e.cfg}, nil
 }
 
 // Stats returns the counters.
@@ -214,6 +227,17 @@ func (h execHandler) OnMessage(c *session.Conn, op session.Opcode, p []byte) {
 	if !ec.input(p) {
 		h.e.overflows.Add(1)
 		_ = c.Close(session.StatusPolicy, "the program is not reading its input")
+	}
+}
+
+// OnDrain (session.Drainer) lets the connection's stdout reader go on after
+// the client has taken what it had queued.
+func (h execHandler) OnDrain(c *session.Conn) {
+	if ec, ok := c.Value().(*execConn); ok {
+		select {
+		case ec.drained <- struct{}{}:
+		default:
+		}
 	}
 }
 

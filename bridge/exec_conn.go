@@ -17,11 +17,12 @@ import (
 // megabytes of even the smallest program, which is why the pipes are not
 // served from the event loops.
 type execConn struct {
-	e    *Exec
-	env  []string
-	log  *slog.Logger
-	h    session.Handle
-	gone chan struct{} // closed by OnClose
+	e       *Exec
+	env     []string
+	log     *slog.Logger
+	h       session.Handle
+	gone    chan struct{} // closed by OnClose
+	drained chan struct{} // signalled by OnDrain
 
 	mu       sync.Mutex
 	in       []byte // stdin bytes the writer has not taken yet
@@ -189,7 +190,7 @@ func (ec *execConn) pumpStdout(r *os.File) {
 	if ec.e.opts.Binary {
 		op = session.Binary
 	}
-	ob := newOutbox(ec.h, ec.gone, op, &ec.e.stalls, &ec.e.heldMax)
+	ob := newOutbox(ec.h, ec.gone, ec.drained, op, &ec.e.stalls, &ec.e.heldMax)
 	var ok bool
 	if ec.e.opts.Binary {
 		ok = pumpBinary(r, ob)

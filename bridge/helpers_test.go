@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/loop"
+	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
 )
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsloop/wsloop/bridge"
 	"github.com/wsloop/wsloop/demo"
+	"github.com/wsloop/wsloop/loop"
 )
 
 // bridgeFlags are the flags that bridge WebSocket paths and CGI scripts to
@@ -50,10 +51,12 @@ type bridges struct {
 	endpoints []bridge.Endpoint
 }
 
-// start checks the flags, starts the bridges and routes their paths on rt
-// (replacing demo applications at the same paths). tls says whether the
-// server serves TLS.
-func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, tls bool) (*bridges, error) {
+// start checks the flags, starts the bridges, routes their paths on rt
+// (replacing demo applications at the same paths) and puts CGI and the
+// console in front of opts.HTTP. The per-connection programs' connections
+// start from opts.Session.
+func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, opts *loop.Options) (*bridges, error) {
+	tls := opts.TLSConfig != nil
 	b := new(bridges)
 	ok := false
 	defer func() {
@@ -94,7 +97,7 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, tls bool) (*bridg
 		}
 		argv := strings.Fields(cmd)
 		e, err := bridge.NewExec(argv[0], bridge.ExecOptions{Args: argv[1:], Binary: f.binary, PassEnv: passEnv,
-			TLS: tls, Limit: lim, Logger: log})
+			TLS: tls, Limit: lim, Config: &opts.Session, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("-exec %q: %w", v, err)
 		}
@@ -142,6 +145,7 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, tls bool) (*bridg
 		b.console = http.StripPrefix("/console", bridge.Console(b.endpoints))
 		log.Info("bridge", "path", "/console/", "console", len(b.endpoints))
 	}
+	opts.HTTP = b.http(opts.HTTP)
 	ok = true
 	return b, nil
 }

@@ -126,11 +126,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 
 	d := demo.New(demo.Options{})
 	defer d.Close()
-	br, err := c.bridge.start(log, d.Router, c.tlsCert != "")
-	if err != nil {
-		return err
-	}
-	defer br.close() // after Shutdown: it waits for the bridged programs
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
 		static, err := web.Open(c.static)
@@ -153,7 +148,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			static.ServeHTTP(w, r)
 		})
 	}
-	httpHandler = br.http(httpHandler)
 	stats := new(session.Stats)
 	if c.expvar {
 		httpHandler = withVars(httpHandler, stats)
@@ -184,6 +178,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		}
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	br, err := c.bridge.start(log, d.Router, &opts)
+	if err != nil {
+		return err
+	}
+	defer br.close() // after Shutdown: it waits for the bridged programs
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
 		return err
