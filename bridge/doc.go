@@ -43,15 +43,18 @@
 // is closed with 1013.
 //
 // Buffering is bounded both ways. Towards the client, the bridge reads the
-// program's stdout only while the connection takes messages: when c.Send
-// reports session.ErrBackpressure (the connection is over its high-water
-// mark), reading stops and the program blocks on the full pipe; the bridge
-// holds at most its one read buffer (64 KiB, up to MaxLine for a long
-// line). Towards the program, messages wait in a queue of StdinBuffer bytes
-// (64 KiB); a message that does not fit while the program is not reading
-// closes the connection with 1008 ("the program is not reading its input"),
-// counted in ExecStats.Overflows. Messages that arrive after the program
-// closed its stdin are dropped and counted.
+// program's stdout only while the connection takes messages: its
+// connections get their own session.Config (through session.Accept.Config:
+// ExecOptions.Config, usually the server's, with Overflow set to
+// session.OverflowError), so once the client's unsent bytes reach HighWater
+// c.Send reports session.ErrBackpressure, reading stops and the program
+// blocks on the full pipe, and reading resumes at the connection's OnDrain.
+// The bridge holds at most its one read buffer (64 KiB, up to MaxLine for a
+// long line). Towards the program, messages wait in a queue of StdinBuffer
+// bytes (64 KiB); a message that does not fit while the program is not
+// reading closes the connection with 1008 ("the program is not reading its
+// input"), counted in ExecStats.Overflows. Messages that arrive after the
+// program closed its stdin are dropped and counted.
 //
 // What a connection costs: a process (the smallest shell script is over a
 // megabyte of RSS, a C program a few hundred KB) and three goroutines (one

@@ -86,7 +86,8 @@ type Exec struct {
 	live    map[*execConn]struct{} // running programs, for Close
 
 	started, refused, startErrors, overflows, droppedInput, stalls atomic.Uint64
-	heldMax                                                        atomic.Int64 // most stdout bytes held while a client did not read
+	heldMax                                                        atomic.Int64  // most stdout bytes held while a client did not read
+	drains                                                         atomic.Uint64 // OnDrain calls (tests)
 }
 
 // ExecStats are an Exec's counters.
@@ -234,6 +235,7 @@ func (h execHandler) OnMessage(c *session.Conn, op session.Opcode, p []byte) {
 // the client has taken what it had queued.
 func (h execHandler) OnDrain(c *session.Conn) {
 	if ec, ok := c.Value().(*execConn); ok {
+		h.e.drains.Add(1)
 		select {
 		case ec.drained <- struct{}{}:
 		default:

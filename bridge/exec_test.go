@@ -276,6 +276,11 @@ func TestExecFloodBlocks(t *testing.T) {
 			t.Fatalf("line %d: %.20q (%d bytes)", i, b, len(b))
 		}
 	}
+	// The reader went on when the connection drained (OnDrain), not on
+	// its fallback timer.
+	if e.drains.Load() == 0 {
+		t.Errorf("no OnDrain after %d stalls", e.Stats().Stalls)
+	}
 	c.CloseNow()
 	eventually(t, "the program to be stopped", func() bool { return !alive(pid) && e.Stats().Running == 0 })
 }
