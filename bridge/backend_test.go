@@ -476,3 +476,29 @@ func TestBackendOpenEvent(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendSlowClient: a client that does not read gets the server's
+// Overflow policy (the default: closed with 1008 as a slow consumer) and
+// the sends after are counted as dropped; the backend is not held up: the
+// other clients' echoes go on meanwhile.
+func TestBackendSlowClient(t *testing.T) {
+	needPython(t)
+	noLeaks(t)
+	b := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/flooder.py")}})
+	s := serve(t, "epoll", routes{"/f": b.Upgrade}, nil, nil)
+	slow := dial(t, s.addr, "/f", nil)
+	fast := dial(t, s.addr, "/f", nil)
+	write(t, slow, websocket.MessageText, "flood:1500") // 12 MB, more than the socket buffers hold
+	eventually(t, "the slow client to be closed", func() bool { return b.Stats().Closed == 1 })
+	for i := 0; i < 20; i++ {
+		msg := "still served " + strconv.Itoa(i)
+		write(t, fast, websocket.MessageText, msg)
+		if got := readText(t, fast); got != msg {
+			t.Fatalf("got %q", got)
+		}
+	}
+	eventually(t, "the flood to be dropped", func() bool { return b.Stats().Dropped > 0 })
+	if st := b.Stats(); st.Conns != 1 || st.BadCommands != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
