@@ -485,7 +485,9 @@ func TestBackendSlowClient(t *testing.T) {
 	needPython(t)
 	noLeaks(t)
 	b := newBackend(t, BackendOptions{Command: []string{program(t, "testdata/flooder.py")}})
-	s := serve(t, "epoll", routes{"/f": b.Upgrade}, nil, nil)
+	// The slow consumer's close frame waits behind what it does not read:
+	// the close handshake times out (CloseTimeout) before OnClose.
+	s := serve(t, "epoll", routes{"/f": b.Upgrade}, nil, func(o *loop.Options) { o.Session.CloseTimeout = 300 * time.Millisecond })
 	slow := dial(t, s.addr, "/f", nil)
 	fast := dial(t, s.addr, "/f", nil)
 	write(t, slow, websocket.MessageText, "flood:1500") // 12 MB, more than the socket buffers hold
