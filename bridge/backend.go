@@ -126,8 +126,11 @@ type BackendStats struct {
 	Dropped     uint64 // sends not delivered: the connection had gone or was over its high-water mark
 }
 
-// NewBackend starts the backend (or starts connecting to its socket) and
-// keeps it running until Close.
+// NewBackend starts the backend (or connects to its socket) and keeps it
+// running until Close. It returns once the first attempt is made: a program
+// that could be started (or a socket that took the connection) takes events
+// from then on; after a failure, logged, it is tried again in the
+// background, and upgrades get 503 until it runs.
 func NewBackend(opts BackendOptions) (*Backend, error) {
 	b := &Backend{opts: opts, log: opts.Logger, reg: newRegistry(), wake: make(chan struct{}, 1),
 		rooms: make(map[string]*backendRoom), members: make(map[session.Handle][]*backendRoom),
@@ -172,7 +175,9 @@ func NewBackend(opts BackendOptions) (*Backend, error) {
 		b.opts.KillDelay = DefaultKillDelay
 	}
 	b.h = backendHandler{b}
-	go b.supervise()
+	first := make(chan struct{})
+	go b.supervise(first)
+	<-first
 	return b, nil
 }
 

@@ -39,10 +39,15 @@ var errStopping = errors.New("the backend is being stopped")
 // supervise keeps a backend running until Close: it starts (connects), serves
 // the link until it breaks, closes the connections of the instance that went,
 // and starts again after the restart wait.
-func (b *Backend) supervise() {
+func (b *Backend) supervise(first chan struct{}) {
 	defer close(b.done)
+	defer func() {
+		if first != nil {
+			close(first)
+		}
+	}()
 	wait := b.opts.RestartMin
-	for n := 0; ; n++ {
+	for started := 0; ; {
 		select {
 		case <-b.stop:
 			return
@@ -51,12 +56,18 @@ func (b *Backend) supervise() {
 		l, err := b.connect()
 		if err != nil {
 			b.log.Error("backend not started", "backend", b.name(), "err", err, "retry_in", wait)
+			if first != nil {
+				close(first)
+				first = nil
+			}
 		} else {
-			if n > 0 {
+			if started > 0 {
 				b.restarts.Add(1)
 			}
 			began := time.Now()
-			b.serve(l, n)
+			b.serve(l, started, first)
+			first = nil
+			started++
 			if time.Since(began) >= restartReset {
 				wait = b.opts.RestartMin
 			}
@@ -129,10 +140,10 @@ func (b *Backend) connect() (*link, error) {
 	return l, nil
 }
 
-// serve runs one link: the hello event, the writer and the reader, until the
+// serve runs one link (closing first, when set, once it is up): the hello event, the writer and the reader, until the
 // link breaks or Close; then the instance's connections are closed (1012,
 // or 1001 on Close) and every goroutine of the link has ended.
-func (b *Backend) serve(l *link, restarts int) {
+func (b *Backend) serve(l *link, restarts int, first chan struct{}) {
 	b.mu.Lock()
 	b.up = true
 	epoch := b.epoch.Load()
@@ -140,6 +151,9 @@ func (b *Backend) serve(l *link, restarts int) {
 	b.q = appendUint(b.q, uint64(restarts))
 	b.q = append(b.q, "}\n"...)
 	b.mu.Unlock()
+	if first != nil {
+		close(first)
+	}
 	b.log.Info("backend running", "backend", b.name(), "restarts", restarts)
 	l.wg.Add(2)
 	go func() { defer l.wg.Done(); b.writeEvents(l, epoch) }()

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,8 +38,9 @@ import (
 // WSLOOP_BRIDGE_EXEC the connections of the per-connection-program runs
 // (default 200), WSLOOP_BRIDGE_REPS the repetitions of the memory runs
 // (default 2, interleaved); WSLOOP_BRIDGE_PARTS picks parts (idle, echo,
-// exec; default all) and WSLOOP_BRIDGE_OUT names a file for the figures. It
-// reports:
+// exec; default all), WSLOOP_BRIDGE_OUT names a file for the figures, and
+// WSLOOP_BRIDGE_HEAPPROFILE=file makes each server record every allocation
+// and write a heap profile there when it stops. It reports:
 //
 //   - memory per idle connection: the server's VmRSS growth per connection
 //     (wsload idle -server-pid, no forced GC), each run in a fresh server:
@@ -55,7 +58,7 @@ import (
 func TestMeasure(t *testing.T) {
 	if os.Getenv("WSLOOP_BRIDGE_ROLE") == "server" {
 		measureServer()
-		return
+		os.Exit(0)
 	}
 	if os.Getenv("WSLOOP_BRIDGE_MEASURE") == "" {
 		t.Skip("a measurement: set WSLOOP_BRIDGE_MEASURE=1 to run it")
@@ -193,6 +196,18 @@ type wsloopProc struct {
 // /ws/exec-c and /ws/exec-sh. It prints "ADDR host:port" and serves until
 // its stdin closes.
 func measureServer() {
+	if prof := os.Getenv("WSLOOP_BRIDGE_HEAPPROFILE"); prof != "" {
+		// Every allocation recorded: for finding what a connection costs
+		// (go tool pprof -sample_index=alloc_space); the RSS figures of such
+		// a run are not the product's.
+		runtime.MemProfileRate = 1
+		defer func() {
+			if f, err := os.Create(prof); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fail := func(err error) { fmt.Fprintln(os.Stderr, "measure server:", err); os.Exit(1) }
 	be, err := NewBackend(BackendOptions{Command: []string{os.Getenv("WSLOOP_BRIDGE_BACKEND")}, Logger: quiet})
@@ -227,7 +242,6 @@ func measureServer() {
 	es.Close()
 	be.Close()
 	beNR.Close()
-	os.Exit(0)
 }
 
 // startWsloop starts the server role and returns once it serves.
@@ -291,7 +305,7 @@ func (p *wsloopProc) children(t *testing.T, prog string) []int {
 			continue
 		}
 		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if strings.Contains(string(cmdline), filepath.Base(prog)) {
+		if strings.HasPrefix(string(cmdline), prog+"\x00") || strings.Contains(string(cmdline), "\x00"+prog+"\x00") {
 			out = append(out, pid)
 		}
 	}
