@@ -31,7 +31,9 @@
 // of stdout returns (up to 64 KiB) is one binary message. Each stderr line
 // is logged at Warn with the path, the client's address and the pid.
 //
-// The program's exit closes the connection after its last output: 1000 for
+// The program's exit closes the connection after its last output (once its
+// stdout has reached EOF: what it left running and writing there counts as
+// its output until the client leaves): 1000 for
 // exit status 0, 1011 otherwise (the reason says "program exit status 3" or
 // "program signal: segmentation fault"); whatever it left running in its
 // process group is killed. When the client goes first, stdin is closed; the
@@ -86,8 +88,12 @@
 // instances before it: a hello means that no connection is open for the
 // backend, so it starts from a fresh state. id is an opaque string naming
 // one connection while it is open (it is never reused for another). headers
-// has the request's headers with canonical names, repeated ones joined with
-// ", ". binary is standard base64 with padding. close reports the client's
+// has the request headers named in BackendOptions.Headers that the request
+// has, first value only (by default Origin, User-Agent, Cookie,
+// Authorization, X-Forwarded-For, X-Real-Ip, Sec-Websocket-Protocol and
+// Accept-Language; ["*"] passes every header, repeated ones joined with
+// ", "). remote is the peer's address ("" with
+// BackendOptions.NoRemoteAddr). binary is standard base64 with padding. close reports the client's
 // close code and reason as wsloop saw them: 1005 when its close frame had
 // no code, 1006 when the connection went without a close frame. Events
 // carry valid UTF-8 (invalid bytes in paths or headers become U+FFFD).

@@ -20,6 +20,7 @@ type bridgeFlags struct {
 	cgiDir          string
 	execMax         int
 	passEnv         string
+	headers         string
 	binary, console bool
 }
 
@@ -34,6 +35,7 @@ func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 	f := new(bridgeFlags)
 	fs.Var(&f.execs, "exec", `run a program per connection: "/path=PROGRAM [ARGS]" (websocketd style: stdin/stdout lines); repeatable`)
 	fs.Var(&f.backends, "backend", `one shared backend for all connections of the path(s): "/path[,/path2]=PROGRAM [ARGS]", or "/path=unix:///run/app.sock" to connect to one; JSON lines (see package bridge); repeatable`)
+	fs.StringVar(&f.headers, "backend-headers", strings.Join(bridge.DefaultHeaders, ","), `comma-separated request headers a -backend's open events carry; "*" for all`)
 	fs.StringVar(&f.cgiDir, "cgi-dir", "", "serve the executables in this directory as CGI scripts at /cgi-bin/")
 	fs.IntVar(&f.execMax, "exec-max", 256, "most -exec programs and CGI scripts running at once (0: no cap); past it: 503")
 	fs.StringVar(&f.passEnv, "passenv", "", "comma-separated environment variables passed to -exec, -backend and CGI programs (PATH always is)")
@@ -113,7 +115,7 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, opts *loop.Option
 		if err != nil {
 			return nil, err
 		}
-		opts := bridge.BackendOptions{PassEnv: passEnv, Logger: log}
+		opts := bridge.BackendOptions{PassEnv: passEnv, Headers: splitList(f.headers), Logger: log}
 		if strings.HasPrefix(cmd, "unix:") {
 			opts.Socket = strings.TrimPrefix(strings.TrimPrefix(cmd, "unix://"), "unix:")
 		} else {
