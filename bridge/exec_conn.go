@@ -13,9 +13,9 @@ import (
 
 // execConn is one connection of an Exec and its program. It costs a process
 // and three goroutines (stdout and exit, stdin, stderr), each parked in the
-// runtime's poller on its pipe while idle: a few KiB of stacks beside the
-// megabytes of even the smallest program, which is why the pipes are not
-// served from the event loops.
+// runtime's poller on its pipe while idle: tens of KiB beside the megabyte
+// of even the smallest program, which is why the pipes are not served from
+// the event loops (see the package documentation for the figures).
 type execConn struct {
 	e       *Exec
 	env     []string
