@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/wsloop/wsloop/bridge"
 	"github.com/wsloop/wsloop/demo"
 	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/session"
 )
 
 // bridgeFlags are the flags that bridge WebSocket paths and CGI scripts to
@@ -33,7 +35,7 @@ func (r *routeList) Set(v string) error { *r = append(*r, v); return nil }
 // addBridgeFlags registers the bridge flags on fs.
 func addBridgeFlags(fs *flag.FlagSet) *bridgeFlags {
 	f := new(bridgeFlags)
-	fs.Var(&f.execs, "exec", `run a program per connection: "/path=PROGRAM [ARGS]" (websocketd style: stdin/stdout lines); repeatable`)
+	fs.Var(&f.execs, "exec", `run a program per connection: "/path=PROGRAM [ARGS]" (websocketd style: stdin/stdout lines; a path ending in / takes the paths below it, the rest is PATH_INFO); repeatable`)
 	fs.Var(&f.backends, "backend", `one shared backend for all connections of the path(s): "/path[,/path2]=PROGRAM [ARGS]", or "/path=unix:///run/app.sock" to connect to one; JSON lines (see package bridge); repeatable`)
 	fs.StringVar(&f.headers, "backend-headers", strings.Join(bridge.DefaultHeaders, ","), `comma-separated request headers a -backend's open events carry; "*" for all`)
 	fs.StringVar(&f.cgiDir, "cgi-dir", "", "serve the executables in this directory as CGI scripts at /cgi-bin/")
@@ -51,6 +53,7 @@ type bridges struct {
 	cgi       *bridge.CGI
 	console   http.Handler
 	endpoints []bridge.Endpoint
+	prefixes  []prefixRoute
 }
 
 // start checks the flags, starts the bridges, routes their paths on rt
@@ -98,14 +101,15 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, opts *loop.Option
 			return nil, err
 		}
 		argv := strings.Fields(cmd)
-		e, err := bridge.NewExec(argv[0], bridge.ExecOptions{Args: argv[1:], Binary: f.binary, PassEnv: passEnv,
-			TLS: tls, Limit: lim, Config: &opts.Session, Logger: log})
-		if err != nil {
-			return nil, fmt.Errorf("-exec %q: %w", v, err)
-		}
-		b.execs = append(b.execs, e)
 		for _, p := range paths {
-			rt.HandleFunc(p, e.Upgrade)
+			// One Exec per path: SCRIPT_NAME and PATH_INFO follow the mount.
+			e, err := bridge.NewExec(argv[0], bridge.ExecOptions{Args: argv[1:], Binary: f.binary, PassEnv: passEnv,
+				TLS: tls, Limit: lim, Config: &opts.Session, ScriptName: p, Logger: log})
+			if err != nil {
+				return nil, fmt.Errorf("-exec %q: %w", v, err)
+			}
+			b.execs = append(b.execs, e)
+			b.mount(rt, p, e.Upgrade)
 			b.endpoints = append(b.endpoints, bridge.Endpoint{Path: p, Kind: "exec", Program: cmd})
 			log.Info("bridge", "path", p, "exec", cmd, "binary", f.binary)
 		}
@@ -127,7 +131,7 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, opts *loop.Option
 		}
 		b.backends = append(b.backends, be)
 		for _, p := range paths {
-			rt.HandleFunc(p, be.Upgrade)
+			b.mount(rt, p, be.Upgrade)
 			b.endpoints = append(b.endpoints, bridge.Endpoint{Path: p, Kind: "backend", Program: cmd})
 			log.Info("bridge", "path", p, "backend", cmd)
 		}
@@ -148,8 +152,48 @@ func (f *bridgeFlags) start(log *slog.Logger, rt *demo.Router, opts *loop.Option
 		log.Info("bridge", "path", "/console/", "console", len(b.endpoints))
 	}
 	opts.HTTP = b.http(opts.HTTP)
+	if len(b.prefixes) > 0 {
+		opts.Session.Upgrade = b.upgrade(opts.Session.Upgrade)
+	}
 	ok = true
 	return b, nil
+}
+
+// prefixRoute is a bridged path ending in "/": it takes every path below it
+// that has no route of its own.
+type prefixRoute struct {
+	prefix string
+	fn     session.UpgradeFunc
+}
+
+// mount routes path to fn: exactly, or, for a path ending in "/", as a
+// prefix.
+func (b *bridges) mount(rt *demo.Router, path string, fn session.UpgradeFunc) {
+	if !strings.HasSuffix(path, "/") {
+		rt.HandleFunc(path, fn)
+		return
+	}
+	b.prefixes = append(b.prefixes, prefixRoute{path, fn})
+	// Longest first: /ws/app/admin/ before /ws/app/.
+	sort.Slice(b.prefixes, func(i, j int) bool { return len(b.prefixes[i].prefix) > len(b.prefixes[j].prefix) })
+}
+
+// upgrade tries the prefix routes for the upgrades next has no route for.
+func (b *bridges) upgrade(next session.UpgradeFunc) session.UpgradeFunc {
+	return func(r *session.Request) (session.Accept, error) {
+		acc, err := next(r)
+		var re *session.RejectError
+		if !errors.As(err, &re) || re.Status != http.StatusNotFound {
+			return acc, err
+		}
+		p := r.Path()
+		for _, m := range b.prefixes {
+			if strings.HasPrefix(p, m.prefix) || p == strings.TrimSuffix(m.prefix, "/") {
+				return m.fn(r)
+			}
+		}
+		return acc, err
+	}
 }
 
 // http serves CGI scripts at /cgi-bin/ and the console at /console/ in

@@ -22,7 +22,7 @@ func TestRunBridges(t *testing.T) {
 		}
 		return a
 	}
-	r := startRun(t, "-exec", "/ws/sh="+abs("../../examples/exec/echo.sh"),
+	r := startRun(t, "-exec", "/ws/sh="+abs("../../examples/exec/echo.sh"), "-exec", "/ws/env/="+abs("../../bridge/testdata/env.sh"),
 		"-backend", "/ws/all,/ws/all2="+abs("../../examples/backend/broadcast.sh"),
 		"-cgi-dir", abs("../../bridge/testdata/cgi-bin"), "-console", "-exec-max", "8")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -65,13 +65,37 @@ func TestRunBridges(t *testing.T) {
 	echo("/ws/all", "shared", 2)
 	echo("/ws/all2", "shared too", 1)
 	echo("/ws/echo", "the demo is still there", 1)
+	// A prefix mount: the rest of the path is PATH_INFO.
+	c, _, err := websocket.Dial(ctx, "ws://"+r.addr+"/ws/env/a/b?q=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{}
+	for {
+		_, line, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(line) == "END" {
+			break
+		}
+		k, v, _ := strings.Cut(string(line), "=")
+		vars[k] = v
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	if vars["SCRIPT_NAME"] != "/ws/env" || vars["PATH_INFO"] != "/a/b" || vars["QUERY_STRING"] != "q=1" {
+		t.Errorf("prefix mount: SCRIPT_NAME %q PATH_INFO %q QUERY_STRING %q", vars["SCRIPT_NAME"], vars["PATH_INFO"], vars["QUERY_STRING"])
+	}
+	if _, resp, err := websocket.Dial(ctx, "ws://"+r.addr+"/ws/nothing", nil); err == nil || resp == nil || resp.StatusCode != 404 {
+		t.Errorf("unrouted path: %v %v, want 404", err, resp)
+	}
 	if code, body := get(t, "http://"+r.addr+"/cgi-bin/status.cgi"); code != 201 || body != "made\n" {
 		t.Errorf("CGI: %d %q", code, body)
 	}
 	code, body := get(t, "http://"+r.addr+"/console/endpoints.json")
 	var eps []struct{ Path, Kind string }
-	if err := json.Unmarshal([]byte(body), &eps); code != 200 || err != nil || len(eps) != 3 ||
-		eps[0].Path != "/ws/sh" || eps[0].Kind != "exec" || eps[1].Path != "/ws/all" || eps[2].Kind != "backend" {
+	if err := json.Unmarshal([]byte(body), &eps); code != 200 || err != nil || len(eps) != 4 ||
+		eps[0].Path != "/ws/sh" || eps[0].Kind != "exec" || eps[2].Path != "/ws/all" || eps[3].Kind != "backend" {
 		t.Errorf("console endpoints: %d %s", code, body)
 	}
 	if code, body := get(t, "http://"+r.addr+"/console/"); code != 200 || !strings.Contains(body, "wsloop console") {
