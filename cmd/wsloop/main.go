@@ -48,6 +48,7 @@ type config struct {
 	admin                                                              adminConfig
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
 	scale                                                              scaleConfig // procs.go
+	bridge                                                             *bridgeFlags
 }
 
 // overflows are the -overflow names.
@@ -79,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.admin.register(fs)
 	c.scale.register(fs)
+	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -194,6 +196,11 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return err
 	}
 	defer stopAdmin()
+	br, err := c.bridge.start(log, d.Router, &opts)
+	if err != nil {
+		return err
+	}
+	defer br.close() // after Shutdown: it waits for the bridged programs
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
 		return err
@@ -230,6 +237,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	br.close()
 	log.Info("stopped")
 	return nil
 }
