@@ -118,6 +118,8 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 		return err
 	}
 	c.appendFrame(op, p)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(p)
 	return nil
 }
 
@@ -135,6 +137,8 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 		return err
 	}
 	c.io.Out = append(c.io.Out, m.frame...)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(m.payload)
 	return nil
 }
 
@@ -232,6 +236,9 @@ func (c *Conn) report(code StatusCode, reason string, err error) {
 		return
 	}
 	c.flags |= fReported
+	if c.io != nil && c.flags&fOpened != 0 {
+		c.io.Events.Reported, c.io.Events.Code = true, code
+	}
 	defer c.recoverClose()
 	c.h.OnClose(c, code, reason, err)
 }

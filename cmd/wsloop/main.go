@@ -46,6 +46,7 @@ type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
 	loops, maxConns, maxMessage, highWater                             int
 	admin                                                              adminConfig
+	limits                                                             limitFlags // limits.go
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
 	scale                                                              scaleConfig // procs.go
 	bridge                                                             *bridgeFlags
@@ -79,6 +80,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	c.admin.register(fs)
+	c.limits.register(fs)
 	c.scale.register(fs)
 	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +88,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if err := c.limits.check(); err != nil {
+		return nil, err
 	}
 	if err := c.admin.check(); err != nil {
 		return nil, err
@@ -181,6 +186,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			Stats:          stats,
 		},
 		HTTP:            httpHandler,
+		Limits:          c.limits.limits(),
 		ShutdownTimeout: c.shutdownTimeout,
 		Logger:          log,
 	}
