@@ -48,6 +48,7 @@ type config struct {
 	admin                                                              adminConfig
 	limits                                                             limitFlags // limits.go
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	handshakeTimeout                                                   time.Duration
 	scale                                                              scaleConfig // procs.go
 	bridge                                                             *bridgeFlags
 }
@@ -73,6 +74,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.overflow, "overflow", "close", `past -high-water: "close" the slow consumer (1008), "close-retry" (1013) or "drop" the message (counted)`)
 	fs.DurationVar(&c.writeTimeout, "write-timeout", session.DefaultWriteTimeout, "close connections whose peer takes none of their queued bytes this long (0: never)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "close connections silent this long (0: never)")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", session.DefaultHandshakeTimeout, "close connections that have not sent a whole request this long after connecting (or after their last answer, on a kept-alive HTTP connection)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
 	fs.StringVar(&c.origins, "allowed-origins", "", `comma-separated browser origins allowed besides the server's own, e.g. "https://app.example.com"; "*" allows any`)
@@ -101,7 +103,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}} {
+	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}, {"-handshake-timeout", c.handshakeTimeout}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("%s %v is negative", d.name, d.v)
 		}
@@ -175,15 +177,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		Loops:    c.loops,
 		MaxConns: c.maxConns,
 		Session: session.Config{
-			Upgrade:        d.Upgrade,
-			AllowedOrigins: splitList(c.origins),
-			MaxMessage:     c.maxMessage,
-			HighWater:      c.highWater,
-			Overflow:       overflows[c.overflow],
-			WriteTimeout:   orNever(c.writeTimeout),
-			IdleTimeout:    c.idleTimeout,
-			PingInterval:   orNever(c.pingInterval),
-			Stats:          stats,
+			Upgrade:          d.Upgrade,
+			AllowedOrigins:   splitList(c.origins),
+			MaxMessage:       c.maxMessage,
+			HighWater:        c.highWater,
+			Overflow:         overflows[c.overflow],
+			WriteTimeout:     orNever(c.writeTimeout),
+			IdleTimeout:      c.idleTimeout,
+			HandshakeTimeout: c.handshakeTimeout,
+			PingInterval:     orNever(c.pingInterval),
+			Stats:            stats,
 		},
 		HTTP:            httpHandler,
 		Limits:          c.limits.limits(),
