@@ -114,3 +114,53 @@ func FuzzFeed(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHTTPSide feeds arbitrary bytes, in arbitrary pieces, to a server
+// Conn whose plain requests are answered (at once or in a later task, kept
+// alive or not), mixed with upgrades. Invariants: no panic escapes,
+// nothing is written after the close was asked for, a request's body is
+// exactly its Content-Length, the state only moves forward within a
+// request, and no buffer is held after the transport is gone.
+func FuzzHTTPSide(f *testing.F) {
+	f.Add(uint64(1), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"))
+	f.Add(uint64(2), []byte("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"+upgradeRequest("")+"\x81\x85abcd"))
+	f.Add(uint64(3), []byte("GET / HTTP/1.0\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, seed uint64, data []byte) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		var c *tconn
+		answered := 0
+		cfg := &Config{MaxRequestBody: 64, MaxRequestHeader: 512, Handler: &recorder{echo: true}}
+		cfg.HTTP = func(cc *Conn, req *Request) {
+			if cl := req.req.ContentLength; cl > 0 && int64(len(req.Body())) != cl {
+				t.Fatalf("body of %d bytes for Content-Length %d", len(req.Body()), cl)
+			}
+			if r.IntN(2) == 0 {
+				_ = cc.WriteHTTP([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+				_ = cc.EndHTTP(r.IntN(4) != 0)
+				answered++
+			}
+		}
+		c = &tconn{}
+		ft := &fakeTransport{conn: c}
+		c.Init(cfg, ft, t0)
+		for i := 0; i < len(data); {
+			k := 1 + r.IntN(len(data)-i)
+			c.Feed(data[i:i+k], t0)
+			i += k
+			if c.State() == StateHTTP && r.IntN(2) == 0 {
+				c.do(func(cc *Conn) { // the answer comes later, from a task
+					_ = cc.WriteHTTP([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
+					_ = cc.EndHTTP(r.IntN(4) != 0)
+				})
+			}
+			if ft.afterClose != 0 {
+				t.Fatal("wrote after the close was asked for")
+			}
+		}
+		c.TransportClosed(io.EOF)
+		if c.buf != nil || c.flags&fBody != 0 {
+			t.Fatal("buffer held after TransportClosed")
+		}
+		_ = answered
+	})
+}

@@ -275,7 +275,7 @@ func (c *Conn) release() {
 		c.buf = nil
 	}
 	c.hdrLen, c.ctrlLen, c.msgOp, c.remaining = 0, 0, 0, 0
-	c.flags &^= fInFrame | fDiscard | fFin
+	c.flags &^= fInFrame | fDiscard | fFin | fBody
 }
 
 // handlerDone runs (deferred) when a handler method or a task returns: it
