@@ -28,6 +28,20 @@ type ServerSpec struct {
 	// Admin: the server serves /debug/vars on an admin listener of its own
 	// (-admin-addr) rather than on its port.
 	Admin bool
+	// Rev, when set, is the git revision the binary is built from (a
+	// previous version of wsloop, measured beside the current one).
+	Rev string
+}
+
+// PreviousEpoll is the epoll engine of wsloop as it was at rev: built from
+// that revision's cmd/wsloop, named "epoll@REV" on the page.
+func PreviousEpoll(rev string) ServerSpec {
+	short := rev
+	if len(short) > 7 {
+		short = short[:7]
+	}
+	return ServerSpec{Name: "epoll@" + short, Label: "wsloop epoll @" + short, Binary: "wsloop-" + short,
+		Args: []string{"-engine", "epoll"}, Rev: rev}
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
