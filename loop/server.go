@@ -35,8 +35,11 @@ type Options struct {
 	// Session.HTTP is set by the Server from HTTP below.
 	Session session.Config
 	// HTTP answers requests that do not ask for an upgrade. It runs on its
-	// own goroutine, off the loops; its response is buffered and sent with
-	// Connection: close. nil: 404 for every path except /healthz.
+	// own goroutine, off the loops, with the request body read
+	// (Session.MaxRequestBody); a response of up to 64 KiB is sent whole,
+	// a larger or flushed one (an event stream) is streamed at the pace the
+	// client reads, and HTTP/1.1 keep-alive is honoured. nil: 404 for every
+	// path except /healthz.
 	HTTP http.Handler
 	// TLSConfig serves wss; only the goroutine engine supports it yet.
 	TLSConfig *tls.Config

@@ -30,7 +30,10 @@
 // StateHandshake: a server Conn collects the request head, parsed in place
 // when it arrives in one read, otherwise in a pooled buffer capped at
 // Config.MaxRequestHeader (431 beyond). A plain request goes to Config.HTTP
-// (StateHTTP; the hook answers with Conn.WriteHTTP) or gets 426; an upgrade
+// (StateHTTP; the hook answers with Conn.WriteHTTP and Conn.EndHTTP, now or
+// later, and with keep-alive the connection reads the next request) or gets
+// 426; a plain request's body (Content-Length, at most MaxRequestBody) is
+// read first, within HandshakeTimeout like the head; an upgrade
 // request is checked (RFC 6455 4.2.1), its Origin checked against the
 // server's own and Config.AllowedOrigins (403), decided by Config.Upgrade,
 // answered with 101, and the bytes behind it are read as frames. A client
