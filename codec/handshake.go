@@ -332,7 +332,17 @@ func (r *Request) EachProtocol(fn func(token []byte) bool) {
 // follows the first ';', trimmed; nil when there are none). Commas inside
 // quoted parameter values do not split offers.
 func (r *Request) EachExtension(fn func(name, params []byte) bool) {
-	r.EachHeader(func(name, value []byte) bool {
+	eachExtension(r.Head, fn)
+}
+
+// EachExtension calls fn for every extension the response's
+// Sec-WebSocket-Extensions headers accept, as Request.EachExtension does.
+func (r *Response) EachExtension(fn func(name, params []byte) bool) {
+	eachExtension(r.Head, fn)
+}
+
+func eachExtension(head []byte, fn func(name, params []byte) bool) {
+	eachHeader(head, func(name, value []byte) bool {
 		if !equalFold(name, "Sec-WebSocket-Extensions") {
 			return true
 		}
