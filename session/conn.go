@@ -63,6 +63,11 @@ const (
 	fPing             // a keepalive ping is waiting for any input
 	fOpened           // the handshake completed
 	fWantDrain        // a Send was refused: OnDrain when the queue empties
+	fDeflate          // permessage-deflate: offered (client, during the handshake), then negotiated
+
+	// Bits 12-14 hold 15 minus the LZ77 window, in bits, the peer lets this
+	// end compress within (server_max_window_bits or client_max_window_bits).
+	fWindowShift = 12
 )
 
 // Errors a handler may see in OnClose or from a method.
@@ -120,8 +125,9 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 }
 
 // SendPrepared sends a message prepared once for many connections: a
-// server-role connection writes the shared frame as it is. It returns what
-// Send returns.
+// server-role connection writes the shared frame as it is (the shared
+// compressed frame when it negotiated compression). It returns what Send
+// returns.
 func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.flags&fClient != 0 {
 		return c.Send(m.op, m.payload)
@@ -131,6 +137,21 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	}
 	if err := c.admit(); err != nil {
 		return err
+	}
+	if c.shouldDeflate(len(m.payload)) {
+		if bits := c.sendWindow(); bits < 15 && len(m.payload) > 1<<bits {
+			// The shared frame may reach further back than the peer
+			// allows (it asked for a small window): compressed for c alone.
+			c.appendFrame(m.op, m.payload)
+			return nil
+		}
+		if f := m.deflatedFrame(c.io); len(f) > 0 {
+			c.io.Out = append(c.io.Out, f...)
+			if st := c.cfg.Stats; st != nil {
+				st.Deflated.Add(1)
+			}
+			return nil
+		}
 	}
 	c.io.Out = append(c.io.Out, m.frame...)
 	return nil

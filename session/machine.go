@@ -39,6 +39,10 @@ type IO struct {
 	Final bool
 	Close bool
 	Rearm bool
+
+	// fl is the loop's compression state (permessage-deflate), made on
+	// first use: an IO is per loop, so it costs connections nothing.
+	fl *flateState
 }
 
 // Reset clears the answer for the next call, keeping the buffers.
