@@ -19,7 +19,7 @@ import (
 type Prepared struct {
 	op       Opcode
 	payload  []byte
-	frame    []byte                  // the server-role frame
+	frame    []byte                 // the server-role frame
 	deflated atomic.Pointer[[]byte] // the compressed server-role frame; empty: compression does not pay
 }
 
