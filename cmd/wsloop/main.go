@@ -44,8 +44,8 @@ func main() {
 
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
-	loops, maxConns, maxMessage, highWater                             int
-	expvar                                                             bool
+	loops, maxConns, maxMessage, highWater, compressThreshold          int
+	expvar, compress                                                   bool
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
 }
 
@@ -76,6 +76,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.compress, "compress", false, "accept permessage-deflate (no context takeover: no memory per connection, CPU per message)")
+	fs.IntVar(&c.compressThreshold, "compress-threshold", session.DefaultCompressThreshold, "with -compress, send messages shorter than this uncompressed (-1: try every message)")
 	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -163,6 +165,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			WriteTimeout:   orNever(c.writeTimeout),
 			IdleTimeout:    c.idleTimeout,
 			PingInterval:   orNever(c.pingInterval),
+			Compression:    compression(c.compress, c.compressThreshold),
 			Stats:          stats,
 		},
 		HTTP:            httpHandler,
@@ -213,6 +216,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// compression maps -compress and -compress-threshold to the library's
+// setting (its Threshold 0 means the default, negative every message).
+func compression(on bool, threshold int) *session.Compression {
+	if !on {
+		return nil
+	}
+	if threshold == 0 {
+		threshold = -1 // the flag's 0: compress everything
+	}
+	return &session.Compression{Threshold: threshold}
 }
 
 // orNever maps a flag's 0 ("never") to the library's negative duration

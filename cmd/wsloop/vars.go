@@ -32,6 +32,9 @@ func withVars(next http.Handler, stats *session.Stats) http.Handler {
 				"dropped":         s.Dropped.Load(),
 				"protocol_errors": s.ProtocolErrors.Load(),
 				"panics":          s.Panics.Load(),
+				"compressed":      s.Compressed.Load(),
+				"deflated":        s.Deflated.Load(),
+				"inflated":        s.Inflated.Load(),
 			}
 		}))
 	})
