@@ -408,7 +408,7 @@ func TestDeflateThreshold(t *testing.T) {
 		{1000, jsonData(999), false},
 		{1000, jsonData(1000), true},
 		{-1, []byte(strings.Repeat("ab", 50)), true}, // under the default threshold
-		{-1, []byte("x"), false}, // does not shrink
+		{-1, []byte("x"), false},                     // does not shrink
 		{0, incompressible, false},
 	} {
 		for _, role := range []Role{Server, Client} {
