@@ -25,6 +25,9 @@ type ServerSpec struct {
 	Binary   string // file name in the build directory
 	Args     []string
 	Baseline bool // built from the nested module bench/baseline
+	// LoadArgs are extra wsload flags for runs against this server (the
+	// compression row's -compress).
+	LoadArgs []string
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
@@ -33,6 +36,11 @@ var Servers = []ServerSpec{
 	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll", "-expvar"}},
 	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet", "-expvar"}},
 	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}},
+	// The epoll engine with permessage-deflate negotiated on every
+	// connection (wsload offers it; idle: what compression costs an idle
+	// connection; echo: the CPU of compressing and inflating each message).
+	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
+		Args: []string{"-engine", "epoll", "-expvar", "-compress"}, LoadArgs: []string{"-compress"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 }

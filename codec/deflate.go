@@ -118,20 +118,7 @@ func parseDeflate(params []byte, response bool) (DeflateParams, error) {
 
 // nextParam splits the first ';'-separated parameter off a list (a ';'
 // inside a quoted-string does not split); rest is nil after the last one.
-func nextParam(list []byte) (param, rest []byte) {
-	quoted := false
-	for i := 0; i < len(list); i++ {
-		switch b := list[i]; {
-		case quoted && b == '\\':
-			i++
-		case b == '"':
-			quoted = !quoted
-		case b == ';' && !quoted:
-			return trimOWS(list[:i]), list[i+1:]
-		}
-	}
-	return trimOWS(list), nil
-}
+func nextParam(list []byte) (param, rest []byte) { return splitQuoted(list, ';') }
 
 // splitParam splits extension-param = token [ "=" (token | quoted-string) ]
 // (RFC 6455 9.1; white space around '=' is tolerated). A quoted value must

@@ -663,7 +663,11 @@ func hasToken(list []byte, token string) bool {
 
 // nextElement splits the first element off a comma-separated list, trimmed;
 // commas inside a quoted-string do not count.
-func nextElement(list []byte) (elem, rest []byte) {
+func nextElement(list []byte) (elem, rest []byte) { return splitQuoted(list, ',') }
+
+// splitQuoted splits the first sep-separated element off list, trimmed; a
+// sep inside a quoted-string does not count. rest is nil after the last.
+func splitQuoted(list []byte, sep byte) (elem, rest []byte) {
 	quoted := false
 	for i := 0; i < len(list); i++ {
 		switch b := list[i]; {
@@ -671,7 +675,7 @@ func nextElement(list []byte) (elem, rest []byte) {
 			i++
 		case b == '"':
 			quoted = !quoted
-		case b == ',' && !quoted:
+		case b == sep && !quoted:
 			return trimOWS(list[:i]), list[i+1:]
 		}
 	}
