@@ -288,7 +288,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	var vars0 runtimeVars
 	haveVars := false
 	if c.Scenario == ScenarioIdle {
-		if v, err := fetchVars(ctx, p.addr); err == nil {
+		if v, err := fetchVars(ctx, p.vars); err == nil {
 			vars0, haveVars = v, true
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -434,7 +434,7 @@ func (s *idleSample) run(ctx context.Context, p *serverProc, wantFDs int, tryVar
 			since = time.Now()
 		}
 		if tryVars && !s.haveVars && time.Since(since) >= 500*time.Millisecond {
-			if v, err := fetchVars(ctx, p.addr); err == nil {
+			if v, err := fetchVars(ctx, p.vars); err == nil {
 				s.vars, s.haveVars = v, true
 			}
 		}

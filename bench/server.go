@@ -25,6 +25,9 @@ type ServerSpec struct {
 	Binary   string // file name in the build directory
 	Args     []string
 	Baseline bool // built from the nested module bench/baseline
+	// Admin: the server serves /debug/vars on an admin listener of its own
+	// (-admin-addr) rather than on its port.
+	Admin bool
 	// LoadArgs are extra wsload flags for runs against this server (the
 	// compression row's -compress).
 	LoadArgs []string
@@ -33,14 +36,14 @@ type ServerSpec struct {
 // Servers are every server the benchmark knows, in the order of its tables.
 // Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
-	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll", "-expvar"}},
-	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet", "-expvar"}},
-	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}},
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true},
+	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true},
+	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true},
 	// The epoll engine with permessage-deflate negotiated on every
 	// connection (wsload offers it; idle: what compression costs an idle
 	// connection; echo: the CPU of compressing and inflating each message).
 	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
-		Args: []string{"-engine", "epoll", "-expvar", "-compress"}, LoadArgs: []string{"-compress"}},
+		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 }
@@ -85,6 +88,7 @@ func serverNames() string {
 type serverProc struct {
 	spec    ServerSpec
 	addr    string // 127.0.0.1:port
+	vars    string // where /debug/vars is: addr or the admin listener's
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
@@ -112,6 +116,15 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, lo
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"-addr", addr}, spec.Args...)
+	vars := addr
+	if spec.Admin {
+		aport, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		vars = fmt.Sprintf("127.0.0.1:%d", aport)
+		args = append(args, "-admin-addr", vars)
+	}
 	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
 	if err != nil {
 		return nil, err
@@ -123,7 +136,7 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, lo
 		lf.Close()
 		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
 	}
-	p := &serverProc{spec: spec, addr: addr, cmd: cmd, logPath: lf.Name(), exited: make(chan struct{})}
+	p := &serverProc{spec: spec, addr: addr, vars: vars, cmd: cmd, logPath: lf.Name(), exited: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		lf.Close()

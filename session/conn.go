@@ -63,11 +63,16 @@ const (
 	fPing             // a keepalive ping is waiting for any input
 	fOpened           // the handshake completed
 	fWantDrain        // a Send was refused: OnDrain when the queue empties
-	fDeflate          // permessage-deflate: offered (client, during the handshake), then negotiated
+	fKeepAlive        // the plain HTTP request being answered allows keep-alive
+	fBody             // a plain request's body is being collected in buf (remaining: bytes still due)
 
-	// Bits 12-14 hold 15 minus the LZ77 window, in bits, the peer lets this
-	// end compress within (server_max_window_bits or client_max_window_bits).
-	fWindowShift = 12
+	// Bits 13-15 hold permessage-deflate: 0 when it is off, else the LZ77
+	// window this end may compress within (the peer's
+	// server_max_window_bits or client_max_window_bits; see deflateCode).
+	// A client sets them when it offers compression and keeps them if the
+	// server accepts.
+	fDeflateShift        = 13
+	fDeflate      uint16 = 7 << fDeflateShift
 )
 
 // Errors a handler may see in OnClose or from a method.
@@ -233,21 +238,6 @@ func (c *Conn) RemoteAddr() net.Addr {
 
 // State returns where the connection is in its life. It only moves forward.
 func (c *Conn) State() State { return c.state }
-
-// WriteHTTP answers the plain HTTP request this connection carries (state
-// StateHTTP) with a complete response, then closes the connection. It
-// returns ErrClosed in any other state.
-func (c *Conn) WriteHTTP(resp []byte) error {
-	switch {
-	case c.io == nil:
-		return ErrNotOnLoop
-	case c.state != StateHTTP || c.flags&fTClosed != 0:
-		return ErrClosed
-	}
-	c.io.Out = append(c.io.Out, resp...)
-	c.closeTransport()
-	return nil
-}
 
 // closeTransport asks the engine to close the socket (once what waits is
 // written), once.

@@ -252,11 +252,36 @@ func (c *Conn) rsvAllowed() byte {
 	return 0
 }
 
-// sendWindow is the window, in bits, this end may compress within.
-func (c *Conn) sendWindow() uint8 { return 15 - uint8(c.flags>>fWindowShift&7) }
+// The deflate bits of Conn.flags (3 bits: what the flags have left) code
+// the window this end may compress within: 0 off, 1 15 bits, 2-6 14 to 10
+// bits, 7 8 bits. A peer that asks for 9 bits gets 8: a smaller window than
+// asked for is always allowed (RFC 7692 7.1.2).
+func deflateCode(bits uint8) uint16 {
+	switch {
+	case bits >= 15:
+		return 1
+	case bits <= 9:
+		return 7
+	}
+	return 16 - uint16(bits)
+}
 
+// sendWindow is the window, in bits, this end may compress within (15 when
+// compression is off).
+func (c *Conn) sendWindow() uint8 {
+	switch code := c.flags & fDeflate >> fDeflateShift; code {
+	case 0, 1:
+		return 15
+	case 7:
+		return 8
+	default:
+		return uint8(16 - code)
+	}
+}
+
+// setSendWindow records that compression is on, within 2^bits bytes.
 func (c *Conn) setSendWindow(bits uint8) {
-	c.flags = c.flags&^(7<<fWindowShift) | uint16(15-bits)<<fWindowShift
+	c.flags = c.flags&^fDeflate | deflateCode(bits)<<fDeflateShift
 }
 
 // shouldDeflate reports whether a payload of n bytes is sent compressed.

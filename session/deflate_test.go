@@ -134,7 +134,8 @@ func TestDeflateClientNegotiation(t *testing.T) {
 	}{
 		{"declined", "", true, true, 15},
 		{"accepted", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n", true, true, 15},
-		{"client window", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=9\r\n", true, true, 9},
+		{"client window", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=10\r\n", true, true, 10},
+		{"client window 9, honoured with 8", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=9\r\n", true, true, 8},
 		{"server window", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; server_max_window_bits=8\r\n", true, true, 15},
 		{"context takeover kept by the server", "Sec-WebSocket-Extensions: permessage-deflate\r\n", true, false, 0},
 		{"client window without value", "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits\r\n", true, false, 0},
@@ -533,5 +534,26 @@ func TestDeflateAllocs(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestDeflateWindowCode: the three bits a Conn keeps for compression
+// record every window a peer may ask for, exactly but for 9 bits (honoured
+// with 8: a smaller window is always allowed), and leave the other flags
+// alone.
+func TestDeflateWindowCode(t *testing.T) {
+	for bits := uint8(8); bits <= 15; bits++ {
+		c := &Conn{flags: fClient | fBody}
+		c.setSendWindow(bits)
+		want := bits
+		if bits == 9 {
+			want = 8
+		}
+		if !c.Compressed() || c.sendWindow() != want || c.flags&^fDeflate != fClient|fBody {
+			t.Fatalf("%d bits: compressed %v, window %d, flags %#x", bits, c.Compressed(), c.sendWindow(), c.flags)
+		}
+	}
+	if c := (&Conn{}); c.Compressed() || c.sendWindow() != 15 {
+		t.Fatal("a new Conn compresses")
 	}
 }

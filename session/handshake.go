@@ -37,55 +37,6 @@ func putHandshake(hs *handshake) {
 // start of buf until the response is checked.
 const keyLen = 24
 
-// feedRequest (server) consumes request bytes; it returns the bytes that
-// follow a complete head once the connection is open, nil otherwise.
-func (c *Conn) feedRequest(p []byte) []byte {
-	limit := c.cfg.maxRequestHeader()
-	hs := getHandshake()
-	defer putHandshake(hs)
-	req := &hs.req
-	if c.buf == nil {
-		n, err := codec.ParseRequest(p, limit, req)
-		if err != nil {
-			c.rejectHTTP(err)
-			return nil
-		}
-		if n > 0 {
-			c.serveRequest(hs)
-			return p[n:]
-		}
-		if len(p) >= limit {
-			c.rejectHTTP(errHeadTooLarge)
-			return nil
-		}
-		c.buf = getBuf(len(p))
-		*c.buf = append(*c.buf, p...)
-		return nil
-	}
-	old := len(*c.buf)
-	take := p[:min(len(p), limit-old)]
-	c.buf = growBuf(c.buf, old+len(take), 0)
-	*c.buf = append(*c.buf, take...)
-	// The head can only end in a Feed that brings a line feed.
-	if bytes.IndexByte(take, '\n') >= 0 {
-		n, err := codec.ParseRequest(*c.buf, limit, req)
-		if err != nil {
-			c.rejectHTTP(err)
-			return nil
-		}
-		if n > 0 {
-			c.serveRequest(hs) // req aliases buf: release after
-			putBuf(c.buf)
-			c.buf = nil
-			return p[n-old:]
-		}
-	}
-	if len(*c.buf) >= limit {
-		c.rejectHTTP(errHeadTooLarge)
-	}
-	return nil
-}
-
 var errHeadTooLarge = &codec.HTTPError{Status: 431, Reason: "request header fields too large"}
 
 // rejectHTTP answers a refused request and closes the connection.
@@ -98,8 +49,9 @@ func (c *Conn) rejectHTTP(err error) {
 	c.closeTransport()
 }
 
-// serveRequest decides a complete request head.
-func (c *Conn) serveRequest(hs *handshake) {
+// serveRequest decides a complete request (head, and the body of a plain
+// request).
+func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	cfg, req := c.cfg, &hs.req
 	if !req.Upgrade {
 		if cfg.HTTP == nil {
@@ -107,8 +59,12 @@ func (c *Conn) serveRequest(hs *handshake) {
 			return
 		}
 		c.state = StateHTTP
+		c.flags &^= fKeepAlive
+		if req.Major == 1 && (req.Minor >= 1 && !req.Close || req.Minor == 0 && req.KeepAlive) {
+			c.flags |= fKeepAlive
+		}
 		c.io.Rearm = true // no deadline: the application answers in its own time
-		hs.r = Request{req: req, io: c.io}
+		hs.r = Request{req: req, io: c.io, body: body}
 		c.callHTTP(&hs.r)
 		return
 	}

@@ -83,15 +83,6 @@ func (m *Machine) Open() bool {
 	return m.c.state == StateOpen && m.c.flags&(fCloseSent|fTClosed) == 0
 }
 
-// Reading reports whether input still matters: once a close frame was
-// received, the close was asked for, or the request of a plain HTTP
-// exchange is complete, an engine may stop reading (what it reads anyway
-// is ignored).
-func (m *Machine) Reading() bool {
-	c := &m.c
-	return c.state != StateClosed && c.state != StateHTTP && c.flags&(fTClosed|fCloseRecv) == 0
-}
-
 // InitServer starts a server-role connection (cfg.Role is not consulted): it
 // waits for the opening handshake, at most cfg.HandshakeTimeout. It resets
 // the Machine entirely, so an engine may reuse one after Closed.
@@ -147,11 +138,13 @@ func (m *Machine) Feed(io *IO, p []byte) {
 		if c.flags&fClient != 0 {
 			p = c.feedResponse(p)
 		} else {
-			p = c.feedRequest(p)
+			p = c.feedHandshake(p)
 		}
 		if len(p) > 0 {
 			c.feedFrames(p) // OnOpen may have started closing: the reply is among these bytes
 		}
+	case StateHTTP:
+		c.keepPipelined(p)
 	case StateOpen, StateClosing:
 		c.feedFrames(p)
 	}

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"net/textproto"
@@ -16,7 +18,19 @@ import (
 type Request struct {
 	req    *codec.Request
 	io     *IO
+	body   []byte
 	remote net.Addr // asked of the engine on first use: most hooks never look
+}
+
+// Body returns a plain request's body (its Content-Length bytes, at most
+// Config.MaxRequestBody); it aliases the connection's buffers: copy it to
+// keep it.
+func (r *Request) Body() []byte { return r.body }
+
+// KeepAlive reports whether the request allows the connection to stay open
+// for another request after the answer.
+func (r *Request) KeepAlive() bool {
+	return r.req.Major == 1 && (r.req.Minor >= 1 && !r.req.Close || r.req.Minor == 0 && r.req.KeepAlive)
 }
 
 // Method returns the request method.
@@ -92,8 +106,13 @@ func (r *Request) HTTPRequest() (*http.Request, error) {
 		ProtoMinor: r.req.Minor,
 		Header:     h,
 		Body:       http.NoBody,
+		Close:      !r.KeepAlive(),
 		Host:       host,
 		RequestURI: target,
+	}
+	if len(r.body) > 0 {
+		hr.Body = io.NopCloser(bytes.NewReader(append([]byte(nil), r.body...)))
+		hr.ContentLength = int64(len(r.body))
 	}
 	if ra := r.RemoteAddr(); ra != nil {
 		hr.RemoteAddr = ra.String()

@@ -45,8 +45,11 @@ func main() {
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
 	loops, maxConns, maxMessage, highWater, compressThreshold          int
-	expvar, compress                                                   bool
+	compress                                                           bool
+	admin                                                              adminConfig
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	scale                                                              scaleConfig // procs.go
+	bridge                                                             *bridgeFlags
 }
 
 // overflows are the -overflow names.
@@ -78,12 +81,17 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.compress, "compress", false, "accept permessage-deflate (no context takeover: no memory per connection, CPU per message)")
 	fs.IntVar(&c.compressThreshold, "compress-threshold", session.DefaultCompressThreshold, "with -compress, send messages shorter than this uncompressed (-1: try every message)")
-	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
+	c.admin.register(fs)
+	c.scale.register(fs)
+	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if err := c.admin.check(); err != nil {
+		return nil, err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together: give both or neither")
@@ -108,6 +116,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if c.writeTimeout < 0 {
 		return nil, fmt.Errorf("-write-timeout %v is negative", c.writeTimeout)
 	}
+	if err := c.scale.check(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -123,8 +134,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.scale.supervising() {
+		return c.scale.supervise(ctx, c, args, log)
+	}
+	b, closeBus, err := c.scale.connect(log)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 
-	d := demo.New(demo.Options{})
+	d := demo.New(demo.Options{Bus: b})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -149,9 +168,6 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		})
 	}
 	stats := new(session.Stats)
-	if c.expvar {
-		httpHandler = withVars(httpHandler, stats)
-	}
 	opts := loop.Options{
 		Engine:   c.engine,
 		Loops:    c.loops,
@@ -179,6 +195,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		}
 		opts.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	stopAdmin, err := startAdmin(&c.admin, &opts, stats, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+	br, err := c.bridge.start(log, d.Router, &opts)
+	if err != nil {
+		return err
+	}
+	defer br.close() // after Shutdown: it waits for the bridged programs
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
 		return err
@@ -196,6 +222,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
 		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+	c.scale.serving(c, srv, d, log)
 	if ready != nil {
 		ready(srv.Addr().String())
 	}
@@ -214,6 +241,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	br.close()
 	log.Info("stopped")
 	return nil
 }

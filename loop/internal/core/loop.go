@@ -356,7 +356,9 @@ func (l *Loop) settle(c *Conn) {
 		c.flags &^= flagDialing
 		delete(l.dials, c.slot)
 	}
-	if closeReq {
+	if closeReq || c.has(flagNoRead) && c.m.State() == session.StateHandshake {
+		// (The second: a client that half-closed got its HTTP answer and
+		// will send no other request.)
 		c.flags |= flagCloseReq
 	}
 	if c.has(flagCloseReq) {

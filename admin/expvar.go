@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"expvar"
@@ -10,26 +10,32 @@ import (
 	"github.com/wsloop/wsloop/session"
 )
 
-// current is the Stats of the server this process runs; expvar variables are
-// process-wide and published once, so they read through it.
+// expvar variables are process-wide and can be published only once, so
+// "wsloop" reads whichever Stats the latest Handler was given.
 var (
-	current     atomic.Pointer[session.Stats]
-	publishOnce sync.Once
+	currentStats atomic.Pointer[session.Stats]
+	publishOnce  sync.Once
 )
 
-// withVars serves expvar's /debug/vars (memstats, cmdline, goroutines and
-// the connection counters of stats) in front of next.
-func withVars(next http.Handler, stats *session.Stats) http.Handler {
-	current.Store(stats)
+// varsHandler serves expvar's JSON (memstats, cmdline, and the variables
+// published below).
+func varsHandler(stats *session.Stats) http.Handler {
+	if stats != nil {
+		currentStats.Store(stats)
+	}
 	publishOnce.Do(func() {
 		expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 		expvar.Publish("wsloop", expvar.Func(func() any {
-			s := current.Load()
+			s := currentStats.Load()
+			if s == nil {
+				return nil
+			}
 			return map[string]uint64{
 				"opened":          s.Opened.Load(),
 				"closed":          s.Closed.Load(),
 				"messages":        s.Messages.Load(),
 				"dropped":         s.Dropped.Load(),
+				"slow_closed":     s.SlowClosed.Load(),
 				"protocol_errors": s.ProtocolErrors.Load(),
 				"panics":          s.Panics.Load(),
 				"compressed":      s.Compressed.Load(),
@@ -38,12 +44,5 @@ func withVars(next http.Handler, stats *session.Stats) http.Handler {
 			}
 		}))
 	})
-	vars := expvar.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/debug/vars" {
-			vars.ServeHTTP(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	return expvar.Handler()
 }
