@@ -42,7 +42,12 @@ func compressible(i, n int) []byte {
 // reaches compressed and uncompressed members alike.
 func TestIntegrationDeflate(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) {
+		// Every connection is a member of one room while it is open.
+		room := loop.NewRoom()
+		rec := echoRecorder()
+		rec.open = func(c *session.Conn) { room.Join(c.Handle()) }
+		rec.close = func(c *session.Conn, code session.StatusCode, reason string, err error) { room.Leave(c.Handle()) }
+		ts := startServer(t, engine, rec, func(o *loop.Options) {
 			o.Session.Compression = &session.Compression{}
 		})
 		raddr := ts.srv.Addr().(*net.TCPAddr)
@@ -103,10 +108,8 @@ func TestIntegrationDeflate(t *testing.T) {
 			t.Fatalf("server inflated %d, deflated %d messages; want %d each", in, out, 4*clients)
 		}
 
-		// coder/websocket, with and without compression, in one room.
-		room := loop.NewRoom()
-		ts.rec.open = func(c *session.Conn) { room.Join(c.Handle()) }
-		ts.rec.close = func(c *session.Conn, code session.StatusCode, reason string, err error) { room.Leave(c.Handle()) }
+		// coder/websocket, with and without compression, in the room.
+		waitFor(t, "the Dialer's connections out of the room", func() bool { return room.Len() == 0 })
 		var ws []*websocket.Conn
 		for _, mode := range []websocket.CompressionMode{websocket.CompressionNoContextTakeover, websocket.CompressionContextTakeover, websocket.CompressionDisabled} {
 			ws = append(ws, ts.dialWS("/", &websocket.DialOptions{CompressionMode: mode}))
