@@ -126,6 +126,8 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 		return err
 	}
 	c.appendFrame(op, p)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(p)
 	return nil
 }
 
@@ -143,22 +145,9 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if err := c.admit(); err != nil {
 		return err
 	}
-	if c.shouldDeflate(len(m.payload)) {
-		if bits := c.sendWindow(); bits < 15 && len(m.payload) > 1<<bits {
-			// The shared frame may reach further back than the peer
-			// allows (it asked for a small window): compressed for c alone.
-			c.appendFrame(m.op, m.payload)
-			return nil
-		}
-		if f := m.deflatedFrame(c.io); len(f) > 0 {
-			c.io.Out = append(c.io.Out, f...)
-			if st := c.cfg.Stats; st != nil {
-				st.Deflated.Add(1)
-			}
-			return nil
-		}
-	}
-	c.io.Out = append(c.io.Out, m.frame...)
+	c.appendPrepared(m)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(m.payload)
 	return nil
 }
 
@@ -256,6 +245,9 @@ func (c *Conn) report(code StatusCode, reason string, err error) {
 		return
 	}
 	c.flags |= fReported
+	if c.io != nil && c.flags&fOpened != 0 {
+		c.io.Events.Reported, c.io.Events.Code = true, code
+	}
 	defer c.recoverClose()
 	c.h.OnClose(c, code, reason, err)
 }

@@ -318,6 +318,8 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) {
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Messages.Add(1)
 	}
+	c.io.Events.In++
+	c.io.Events.InBytes += len(p)
 	defer c.handlerDone()
 	c.h.OnMessage(c, Opcode(op), p)
 }

@@ -37,6 +37,20 @@ func putHandshake(hs *handshake) {
 // start of buf until the response is checked.
 const keyLen = 24
 
+// refuse answers a request an upgrade hook or an admission refused.
+func (c *Conn) refuse(err error) {
+	he := &codec.HTTPError{Status: 403, Reason: "forbidden"}
+	if re, ok := err.(*RejectError); ok {
+		he.Reason, he.Header = re.Message, re.Header
+		if re.Status >= 400 && re.Status <= 599 {
+			he.Status = re.Status
+		}
+	} else if pe, ok := err.(*upgradePanic); ok {
+		he.Status, he.Reason = 500, pe.Error()
+	}
+	c.rejectHTTP(he)
+}
+
 var errHeadTooLarge = &codec.HTTPError{Status: 431, Reason: "request header fields too large"}
 
 // rejectHTTP answers a refused request and closes the connection.
@@ -45,6 +59,7 @@ func (c *Conn) rejectHTTP(err error) {
 	if !ok {
 		he = &codec.HTTPError{Status: 400, Reason: err.Error()}
 	}
+	c.io.Events.Status = he.Status
 	c.io.Out = codec.AppendErrorResponse(c.io.Out, he)
 	c.closeTransport()
 }
@@ -53,6 +68,13 @@ func (c *Conn) rejectHTTP(err error) {
 // request).
 func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	cfg, req := c.cfg, &hs.req
+	if c.io.Admit != nil && (req.Upgrade || cfg.HTTP != nil) {
+		hs.r = Request{req: req, io: c.io, body: body}
+		if err := c.io.Admit(&hs.r); err != nil {
+			c.refuse(err)
+			return
+		}
+	}
 	if !req.Upgrade {
 		if cfg.HTTP == nil {
 			c.rejectHTTP(&codec.HTTPError{Status: 426, Reason: "this endpoint speaks WebSocket only", Header: "Upgrade: websocket"})
@@ -82,16 +104,7 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 		var err error
 		acc, err = c.callUpgrade(&hs.r)
 		if err != nil {
-			he := &codec.HTTPError{Status: 403, Reason: "forbidden"}
-			if re, ok := err.(*RejectError); ok {
-				he.Reason, he.Header = re.Message, re.Header
-				if re.Status >= 400 && re.Status <= 599 {
-					he.Status = re.Status
-				}
-			} else if pe, ok := err.(*upgradePanic); ok {
-				he.Status, he.Reason = 500, pe.Error()
-			}
-			c.rejectHTTP(he)
+			c.refuse(err)
 			return
 		}
 	}
@@ -222,6 +235,7 @@ func (c *Conn) checkExtensions(res *codec.Response) string {
 func (c *Conn) open() {
 	c.state = StateOpen
 	c.flags |= fOpened
+	c.io.Events.Opened = true
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Opened.Add(1)
 	}

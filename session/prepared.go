@@ -54,3 +54,25 @@ func (m *Prepared) deflatedFrame(io *IO) []byte {
 	m.deflated.CompareAndSwap(nil, &f)
 	return *m.deflated.Load()
 }
+
+// appendPrepared writes m's frame for server-role connection c: the shared
+// compressed frame when c compresses and m's payload is worth it, else the
+// plain one.
+func (c *Conn) appendPrepared(m *Prepared) {
+	if c.shouldDeflate(len(m.payload)) {
+		if bits := c.sendWindow(); bits < 15 && len(m.payload) > 1<<bits {
+			// The shared frame may reach further back than the peer
+			// allows (it asked for a small window): compressed for c alone.
+			c.appendFrame(m.op, m.payload)
+			return
+		}
+		if f := m.deflatedFrame(c.io); len(f) > 0 {
+			c.io.Out = append(c.io.Out, f...)
+			if st := c.cfg.Stats; st != nil {
+				st.Deflated.Add(1)
+			}
+			return
+		}
+	}
+	c.io.Out = append(c.io.Out, m.frame...)
+}

@@ -43,6 +43,7 @@ func (c *Conn) admit() error {
 	if io.Queued+len(io.Out)+len(io.Pong) < c.cfg.highWater() {
 		return nil
 	}
+	io.Events.Overflowed++
 	st := c.cfg.Stats
 	switch c.cfg.Overflow {
 	case OverflowDrop:
