@@ -31,6 +31,9 @@ type ServerSpec struct {
 	// Rev, when set, is the git revision the binary is built from (a
 	// previous version of wsloop, measured beside the current one).
 	Rev string
+	// LoadArgs are extra wsload flags for runs against this server (the
+	// compression row's -compress).
+	LoadArgs []string
 }
 
 // PreviousEpoll is the epoll engine of wsloop as it was at rev: built from
@@ -50,6 +53,11 @@ var Servers = []ServerSpec{
 	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true},
 	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true},
 	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true},
+	// The epoll engine with permessage-deflate negotiated on every
+	// connection (wsload offers it; idle: what compression costs an idle
+	// connection; echo: the CPU of compressing and inflating each message).
+	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
+		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 }

@@ -25,7 +25,14 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 // besides the server's own.
 func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
 	t.Helper()
+	return serveConfig(t, engine, opts, extra, session.Config{AllowedOrigins: origins})
+}
+
+// serveConfig is serve with a session.Config (its Upgrade is the demo's).
+func serveConfig(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config) (*loop.Server, *Demo, string) {
+	t.Helper()
 	d := New(opts)
+	cfg.Upgrade = d.Upgrade
 	var h http.Handler = d.Page()
 	if extra != nil {
 		mux := http.NewServeMux()
@@ -36,7 +43,7 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 	srv, err := loop.NewServer(Echo, loop.Options{
 		Engine:  engine,
 		Loops:   2,
-		Session: session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
+		Session: cfg,
 		HTTP:    h,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"encoding/binary"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -162,5 +164,79 @@ func FuzzHTTPSide(f *testing.F) {
 			t.Fatal("buffer held after TransportClosed")
 		}
 		_ = answered
+	})
+}
+
+// FuzzInflate feeds arbitrary bytes as the payload of a compressed message
+// (RSV1 on its first frame) to a Conn that negotiated permessage-deflate,
+// cut into fragments and reads chosen by mode, in both roles. Invariants:
+// no panic; a message is delivered exactly when compress/flate inflates the
+// payload to at most MaxMessage bytes, and then with the same bytes (valid
+// UTF-8 for text); otherwise the connection fails with 1007 or 1009; never
+// more than MaxMessage bytes are inflated; no buffer is held afterwards.
+//
+// mode bits: 0 role (client), 1 text, 2 MaxMessage of 4 KiB (else 64 KiB),
+// 3-4 fragment size (none, 1, 7, 100 bytes), 5-6 read size (whole, 1, 3,
+// 64 bytes).
+func FuzzInflate(f *testing.F) {
+	f.Add(byte(0), stdDeflate([]byte("Hello, compressed world"), 6))
+	f.Add(byte(2), stdDeflate(jsonData(3000), 1))
+	f.Add(byte(4), stdDeflate(make([]byte, 100000), 9)) // a small bomb
+	f.Add(byte(9), []byte{0xff, 0xfe, 0xfd})
+	f.Add(byte(0x7b), stdDeflate([]byte("ok \xff"), 6))
+	f.Fuzz(func(t *testing.T, mode byte, payload []byte) {
+		role := Server
+		if mode&1 != 0 {
+			role = Client
+		}
+		op := byte(opBin)
+		if mode&2 != 0 {
+			op = opText
+		}
+		limit := 64 << 10
+		if mode&4 != 0 {
+			limit = 4 << 10
+		}
+		rec := &recorder{}
+		c, ft := openDeflate(t, &Config{MaxMessage: limit, Compression: &Compression{}}, role, rec, group13[0])
+		fs := []tframe{{fin: true, rsv: rsv1, op: op, payload: payload}}
+		if k := []int{0, 1, 7, 100}[mode>>3&3]; k > 0 {
+			fs = fragment(op, payload, k)
+			fs[0].rsv = rsv1
+		}
+		in := encodeFrames(fs, role == Server, newRng())
+		var before uint64
+		if ft.io.fl != nil {
+			before = ft.io.fl.inflated
+		}
+		feedSplit(c, in, []string{"whole", "chunk:1", "chunk:3", "chunk:64"}[mode>>5&3], nil)
+		if ft.io.fl != nil && ft.io.fl.inflated-before > uint64(limit)+1 {
+			t.Fatalf("%d bytes inflated, limit %d", ft.io.fl.inflated-before, limit)
+		}
+		want, err := stdInflate(payload)
+		ok := err == nil && len(want) <= limit && (op != opText || utf8.Valid(want))
+		if len(payload) == 0 {
+			want, ok = nil, true // taken for an empty message
+		}
+		out, derr := decodeFrames(ft.out, role == Client)
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		if ok {
+			if len(rec.msgs) != 1 || !bytes.Equal(rec.msgs[0].payload, want) || len(out) != 0 {
+				t.Fatalf("delivered %d messages, wrote %v; compress/flate inflates %d bytes", len(rec.msgs), out, len(want))
+			}
+		} else {
+			if len(rec.msgs) != 0 || len(out) != 1 || out[0].op != opClose {
+				t.Fatalf("delivered %d messages, wrote %v; compress/flate: %v, %d bytes", len(rec.msgs), out, err, len(want))
+			}
+			if code := binary.BigEndian.Uint16(out[0].payload); code != 1007 && code != 1009 {
+				t.Fatalf("closed with %d", code)
+			}
+		}
+		c.TransportClosed(io.EOF)
+		if c.buf != nil {
+			t.Fatal("buffer held")
+		}
 	})
 }

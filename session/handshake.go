@@ -135,7 +135,100 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	if acc.Config != nil {
 		c.cfg = acc.Config
 	}
+	if c.cfg.Compression != nil {
+		if resp, window, ok := acceptDeflate(req); ok {
+			c.flags |= fDeflate
+			c.setSendWindow(window)
+			c.io.Out = appendExtensionLine(c.io.Out, resp)
+		}
+	}
 	c.open()
+}
+
+// acceptDeflate chooses the first permessage-deflate offer of req the
+// server can honour (RFC 7692 5): an offer with an unknown parameter, a
+// parameter given twice or an invalid value is declined, and the next one
+// considered. It returns the response's parameters and the window the
+// server compresses within. The server keeps no context either way (the
+// client may always be told not to either, 7.1.1.2) and inflates any
+// window, so it accepts every valid offer.
+func acceptDeflate(req *codec.Request) (resp codec.DeflateParams, window uint8, ok bool) {
+	req.EachExtension(func(name, params []byte) bool {
+		if string(name) != codec.DeflateExtension {
+			return true
+		}
+		offer, err := codec.ParseDeflateOffer(params)
+		if err != nil {
+			return true // declined: try the next offer
+		}
+		resp = codec.DeflateParams{
+			ServerNoContextTakeover: true,
+			ClientNoContextTakeover: true,
+			// 7.1.2.1: a limit the client asked for is answered with the
+			// same value and honoured; the client's own window needs no
+			// answer (the server inflates any), so client_max_window_bits
+			// is never in the response.
+			ServerMaxWindowBits: offer.ServerMaxWindowBits,
+		}
+		window, ok = 15, true
+		if offer.ServerMaxWindowBits != 0 {
+			window = offer.ServerMaxWindowBits
+		}
+		return false
+	})
+	return resp, window, ok
+}
+
+// appendExtensionLine adds a Sec-WebSocket-Extensions line for p to the
+// head that ends out (before its blank line).
+func appendExtensionLine(out []byte, p codec.DeflateParams) []byte {
+	out = append(out[:len(out)-2], "Sec-WebSocket-Extensions: "...)
+	out = codec.AppendDeflateParams(out, p)
+	return append(out, "\r\n\r\n"...)
+}
+
+// clientOffer is what a client with Compression offers: no context in
+// either direction, and any window the server asks for.
+var clientOffer = codec.DeflateParams{
+	ServerNoContextTakeover: true,
+	ClientNoContextTakeover: true,
+	ClientMaxWindowBits:     codec.WindowBitsUnset,
+}
+
+// checkExtensions checks the extensions a server's response accepted
+// against the client's offer (RFC 6455 4.1, RFC 7692 5 and 7.1) and
+// records the outcome; it returns why the connection must fail, or "".
+func (c *Conn) checkExtensions(res *codec.Response) string {
+	offered := c.flags&fDeflate != 0
+	c.flags &^= fDeflate
+	why := ""
+	res.EachExtension(func(name, params []byte) bool {
+		if string(name) != codec.DeflateExtension || !offered || c.flags&fDeflate != 0 {
+			why = "the server accepted an extension the client did not offer: " + string(name)
+			return false
+		}
+		p, err := codec.ParseDeflateResponse(params)
+		switch {
+		case err != nil:
+			why = err.Error()
+			return false
+		case !p.ServerNoContextTakeover:
+			// The client inflates every message on its own.
+			why = "permessage-deflate: the server did not accept server_no_context_takeover"
+			return false
+		}
+		c.flags |= fDeflate
+		window := uint8(15)
+		if p.ClientMaxWindowBits != 0 {
+			window = p.ClientMaxWindowBits
+		}
+		c.setSendWindow(window)
+		return true
+	})
+	if why != "" {
+		c.flags &^= fDeflate
+	}
+	return why
 }
 
 // open enters StateOpen after a successful handshake.
@@ -145,6 +238,9 @@ func (c *Conn) open() {
 	c.io.Events.Opened = true
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Opened.Add(1)
+	}
+	if c.cfg.Stats != nil && c.flags&fDeflate != 0 {
+		c.cfg.Stats.Compressed.Add(1)
 	}
 	c.io.Rearm = true
 	defer c.handlerDone()
@@ -253,6 +349,10 @@ func (c *Conn) acceptResponse(res *codec.Response) {
 			return
 		}
 	}
+	if why := c.checkExtensions(res); why != "" {
+		c.handshakeFailed(&codec.HTTPError{Status: res.Status, Reason: why})
+		return
+	}
 	c.proto = nil
 	if chosen != "" {
 		c.proto = &chosen
@@ -309,4 +409,8 @@ func (c *Conn) startClient(r *ClientRequest) {
 		c.proto = &offers
 	}
 	c.io.Out = codec.AppendClientRequest(c.io.Out, r, key[:])
+	if c.cfg.Compression != nil {
+		c.flags |= fDeflate // offered; checkExtensions keeps it if accepted
+		c.io.Out = appendExtensionLine(c.io.Out, clientOffer)
+	}
 }

@@ -51,6 +51,10 @@ type IO struct {
 	// per-client limits with it when the client is known only from a
 	// trusted proxy's header.
 	Admit func(r *Request) error
+
+	// fl is the loop's compression state (permessage-deflate), made on
+	// first use: an IO is per loop, so it costs connections nothing.
+	fl *flateState
 }
 
 // Events is what happened in one engine call.

@@ -44,7 +44,8 @@ func main() {
 
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
-	loops, maxConns, maxMessage, highWater                             int
+	loops, maxConns, maxMessage, highWater, compressThreshold          int
+	compress                                                           bool
 	admin                                                              adminConfig
 	limits                                                             limitFlags // limits.go
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
@@ -81,6 +82,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.compress, "compress", false, "accept permessage-deflate (no context takeover: no memory per connection, CPU per message)")
+	fs.IntVar(&c.compressThreshold, "compress-threshold", session.DefaultCompressThreshold, "with -compress, send messages shorter than this uncompressed (-1: try every message)")
 	c.admin.register(fs)
 	c.limits.register(fs)
 	c.scale.register(fs)
@@ -186,6 +189,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			IdleTimeout:      c.idleTimeout,
 			HandshakeTimeout: c.handshakeTimeout,
 			PingInterval:     orNever(c.pingInterval),
+			Compression:      compression(c.compress, c.compressThreshold),
 			Stats:            stats,
 		},
 		HTTP:            httpHandler,
@@ -249,6 +253,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	br.close()
 	log.Info("stopped")
 	return nil
+}
+
+// compression maps -compress and -compress-threshold to the library's
+// setting (its Threshold 0 means the default, negative every message).
+func compression(on bool, threshold int) *session.Compression {
+	if !on {
+		return nil
+	}
+	if threshold == 0 {
+		threshold = -1 // the flag's 0: compress everything
+	}
+	return &session.Compression{Threshold: threshold}
 }
 
 // orNever maps a flag's 0 ("never") to the library's negative duration
