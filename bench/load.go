@@ -61,6 +61,7 @@ type loadRun struct {
 	Drain    time.Duration
 	PID      int    // server, for its RSS per connection
 	CAFile   string // wss: the CA that verifies the server
+	Extra    []string
 }
 
 // args is the wsload command line for r, writing its report to jsonPath.
@@ -95,7 +96,7 @@ func (r loadRun) args(jsonPath string) []string {
 	if r.CAFile != "" {
 		a = append(a, "-ca", r.CAFile)
 	}
-	return a
+	return append(a, r.Extra...)
 }
 
 // errVerification marks a wsload run that finished but found the server at fault.

@@ -292,7 +292,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	var vars0 runtimeVars
 	haveVars := false
 	if c.Scenario == ScenarioIdle {
-		if v, err := fetchVars(ctx, p.addr, s.TLS); err == nil {
+		if v, err := fetchVars(ctx, p.vars); err == nil {
 			vars0, haveVars = v, true
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -316,6 +316,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 		lr.URL, lr.CAFile = "wss://"+p.addr+c.Path, cert.cert
 	}
 	lr.PID = pid
+	lr.Extra = s.LoadArgs
 
 	// While idle connections are held, sample what wsload cannot see:
 	// threads, goroutines and the Go heap.
@@ -440,7 +441,7 @@ func (s *idleSample) run(ctx context.Context, p *serverProc, wantFDs int, tryVar
 			since = time.Now()
 		}
 		if tryVars && !s.haveVars && time.Since(since) >= 500*time.Millisecond {
-			if v, err := fetchVars(ctx, p.addr, p.spec.TLS); err == nil {
+			if v, err := fetchVars(ctx, p.vars); err == nil {
 				s.vars, s.haveVars = v, true
 			}
 		}

@@ -26,23 +26,48 @@ type ServerSpec struct {
 	Binary   string // file name in the build directory
 	Args     []string
 	Baseline bool // built from the nested module bench/baseline
+	// Admin: the server serves /debug/vars on an admin listener of its own
+	// (-admin-addr) rather than on its port.
+	Admin bool
+	// Rev, when set, is the git revision the binary is built from (a
+	// previous version of wsloop, measured beside the current one).
+	Rev string
+	// LoadArgs are extra wsload flags for runs against this server (the
+	// compression row's -compress).
+	LoadArgs []string
 	// TLS servers serve wss (and are given -tls-cert and -tls-key): wsload
 	// dials them with TLS, and their ratios are to TLSReference.
 	TLS bool
 }
 
+// PreviousEpoll is the epoll engine of wsloop as it was at rev: built from
+// that revision's cmd/wsloop, named "epoll@REV" on the page.
+func PreviousEpoll(rev string) ServerSpec {
+	short := rev
+	if len(short) > 7 {
+		short = short[:7]
+	}
+	return ServerSpec{Name: "epoll@" + short, Label: "wsloop epoll @" + short, Binary: "wsloop-" + short,
+		Args: []string{"-engine", "epoll"}, Rev: rev}
+}
+
 // Servers are every server the benchmark knows, in the order of its tables.
 // Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
-	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll", "-expvar"}},
-	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet", "-expvar"}},
-	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}},
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true},
+	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true},
+	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true},
+	// The epoll engine with permessage-deflate negotiated on every
+	// connection (wsload offers it; idle: what compression costs an idle
+	// connection; echo: the CPU of compressing and inflating each message).
+	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
+		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 	// wss: the same servers with TLS (wsloop's core layer on crypto/tls;
 	// gorilla behind net/http's ListenAndServeTLS).
-	{Name: "epoll-tls", Label: "wsloop epoll, wss", Binary: "wsloop", Args: []string{"-engine", "epoll", "-expvar"}, TLS: true},
-	{Name: "goroutine-tls", Label: "wsloop goroutine, wss", Binary: "wsloop", Args: []string{"-engine", "goroutine", "-expvar"}, TLS: true},
+	{Name: "epoll-tls", Label: "wsloop epoll, wss", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, TLS: true},
+	{Name: "goroutine-tls", Label: "wsloop goroutine, wss", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, TLS: true},
 	{Name: "gorilla-tls", Label: "gorilla/websocket, wss", Binary: "gorilla", Baseline: true, TLS: true},
 }
 
@@ -100,6 +125,7 @@ func serverNames() string {
 type serverProc struct {
 	spec    ServerSpec
 	addr    string // 127.0.0.1:port
+	vars    string // where /debug/vars is: addr or the admin listener's
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
@@ -127,8 +153,18 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, ce
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := append([]string{"-addr", addr}, spec.Args...)
+	vars := addr
 	if spec.TLS {
 		args = append(args, "-tls-cert", cert.cert, "-tls-key", cert.key)
+		vars = "https://" + addr // unless an admin listener serves them (below)
+	}
+	if spec.Admin {
+		aport, err := freePort()
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		vars = fmt.Sprintf("127.0.0.1:%d", aport)
+		args = append(args, "-admin-addr", vars)
 	}
 	lf, err := os.CreateTemp(logDir, spec.Name+"-*.log")
 	if err != nil {
@@ -141,7 +177,7 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, ce
 		lf.Close()
 		return nil, fmt.Errorf("starting %s: %w", spec.Name, err)
 	}
-	p := &serverProc{spec: spec, addr: addr, cmd: cmd, logPath: lf.Name(), exited: make(chan struct{})}
+	p := &serverProc{spec: spec, addr: addr, vars: vars, cmd: cmd, logPath: lf.Name(), exited: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		lf.Close()
@@ -218,16 +254,17 @@ type runtimeVars struct {
 // errNoVars means the server does not expose /debug/vars.
 var errNoVars = errors.New("no /debug/vars")
 
-// fetchVars reads expvar's memstats and the "goroutines" variable (over
-// https from a TLS server: its throwaway certificate is not verified).
-func fetchVars(ctx context.Context, addr string, overTLS bool) (runtimeVars, error) {
+// fetchVars reads expvar's memstats and the "goroutines" variable.
+func fetchVars(ctx context.Context, addr string) (runtimeVars, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	scheme := "http://"
-	if overTLS {
-		scheme = "https://"
+	base := addr
+	if !strings.HasPrefix(base, "https://") {
+		base = "http://" + addr
 	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", scheme+addr+"/debug/vars", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/debug/vars", nil)
+	// A TLS server's throwaway certificate is not verified here (wsload
+	// verifies it).
 	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)

@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLookupServers(t *testing.T) {
@@ -34,7 +37,7 @@ func TestFetchVars(t *testing.T) {
 		fmt.Fprint(w, `{"cmdline":["x"],"goroutines":19004,"memstats":{"HeapAlloc":1,"HeapInuse":8192000}}`)
 	}))
 	defer srv.Close()
-	v, err := fetchVars(context.Background(), strings.TrimPrefix(srv.URL, "http://"), false)
+	v, err := fetchVars(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,5 +52,41 @@ func TestFetchVars(t *testing.T) {
 	}
 	if v, _ := parseVars([]byte(`{"memstats":{"HeapInuse":5}}`)); v.Goroutines != -1 {
 		t.Errorf("no goroutines var: %v, want -1", v.Goroutines)
+	}
+}
+
+// TestWsloopVarsOnAdmin starts the wsloop binary as the matrix does and
+// reads its runtime figures from its admin listener (never from its
+// public port).
+func TestWsloopVarsOnAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs wsloop; skipped with -short")
+	}
+	root, err := FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	spec, _ := LookupServers("epoll")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := buildAll(ctx, root, bin, spec, log); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startServer(ctx, spec[0], bin, t.TempDir(), certFiles{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	if p.vars == p.addr {
+		t.Fatalf("vars on the public port %s", p.addr)
+	}
+	v, err := fetchVars(ctx, p.vars)
+	if err != nil || v.HeapInuse <= 0 || v.Goroutines <= 0 {
+		t.Errorf("admin /debug/vars: %+v %v", v, err)
+	}
+	if _, err := fetchVars(ctx, p.addr); err != errNoVars {
+		t.Errorf("public /debug/vars: %v, want errNoVars (404)", err)
 	}
 }

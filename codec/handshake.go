@@ -29,6 +29,8 @@ var (
 	errRequestLine     = &HTTPError{Status: 400, Reason: "malformed request line"}
 	errHeaderLine      = &HTTPError{Status: 400, Reason: "malformed header line"}
 	errDuplicateHost   = &HTTPError{Status: 400, Reason: "duplicate Host header"}
+	errContentLength   = &HTTPError{Status: 400, Reason: "malformed or conflicting Content-Length"}
+	errLengthAndCoding = &HTTPError{Status: 400, Reason: "both Content-Length and Transfer-Encoding"}
 	errHTTPVersion     = &HTTPError{Status: 505, Reason: "unsupported HTTP version"}
 	errMethod          = &HTTPError{Status: 405, Reason: "websocket upgrade needs GET", Header: "Allow: GET"}
 	errOldHTTP         = &HTTPError{Status: 400, Reason: "websocket upgrade needs HTTP/1.1"}
@@ -64,6 +66,14 @@ type Request struct {
 	// upgrade token (both case-insensitive). A request without it is plain HTTP.
 	Upgrade bool
 
+	// The framing of a plain request's body (RFC 9112 6): ContentLength is
+	// -1 without a Content-Length header; TransferEncoding is the header's
+	// value (a request with both is refused with 400, against smuggling).
+	ContentLength    int64
+	TransferEncoding []byte
+	// Connection tokens and Expect: 100-continue.
+	Close, KeepAlive, Expect100 bool
+
 	Head []byte // the whole head, request line to the blank line included
 
 	hasHost bool // a Host line was present (its value may be empty)
@@ -86,7 +96,7 @@ func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
 	if n == 0 || err != nil {
 		return 0, err
 	}
-	*req = Request{Head: p[:n]}
+	*req = Request{Head: p[:n], ContentLength: -1}
 	s := lineScanner{p: p[:n]}
 	line, _ := s.next()
 	if err := req.parseRequestLine(line); err != nil {
@@ -113,6 +123,18 @@ func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
 			upgrade = upgrade || hasToken(value, "websocket")
 		case equalFold(name, "Connection"):
 			connection = connection || hasToken(value, "upgrade")
+			req.Close = req.Close || hasToken(value, "close")
+			req.KeepAlive = req.KeepAlive || hasToken(value, "keep-alive")
+		case equalFold(name, "Content-Length"):
+			n, ok := parseLength(value)
+			if !ok || req.ContentLength >= 0 && req.ContentLength != n {
+				return 0, errContentLength
+			}
+			req.ContentLength = n
+		case equalFold(name, "Transfer-Encoding"):
+			req.TransferEncoding = value
+		case equalFold(name, "Expect"):
+			req.Expect100 = hasToken(value, "100-continue")
 		case equalFold(name, "Sec-WebSocket-Key"):
 			if req.Key != nil {
 				req.dupKey = true
@@ -130,7 +152,26 @@ func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
 		}
 	}
 	req.Upgrade = upgrade && connection
+	if req.ContentLength >= 0 && req.TransferEncoding != nil {
+		return 0, errLengthAndCoding
+	}
 	return n, nil
+}
+
+// parseLength parses a Content-Length value: digits only (RFC 9112 6.2),
+// at most 18 of them.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, b := range v {
+		if !isDigit(b) {
+			return 0, false
+		}
+		n = n*10 + int64(b-'0')
+	}
+	return n, true
 }
 
 // parseRequestLine splits "METHOD SP target SP HTTP/1.x".
@@ -332,7 +373,17 @@ func (r *Request) EachProtocol(fn func(token []byte) bool) {
 // follows the first ';', trimmed; nil when there are none). Commas inside
 // quoted parameter values do not split offers.
 func (r *Request) EachExtension(fn func(name, params []byte) bool) {
-	r.EachHeader(func(name, value []byte) bool {
+	eachExtension(r.Head, fn)
+}
+
+// EachExtension calls fn for every extension the response's
+// Sec-WebSocket-Extensions headers accept, as Request.EachExtension does.
+func (r *Response) EachExtension(fn func(name, params []byte) bool) {
+	eachExtension(r.Head, fn)
+}
+
+func eachExtension(head []byte, fn func(name, params []byte) bool) {
+	eachHeader(head, func(name, value []byte) bool {
 		if !equalFold(name, "Sec-WebSocket-Extensions") {
 			return true
 		}
@@ -653,7 +704,11 @@ func hasToken(list []byte, token string) bool {
 
 // nextElement splits the first element off a comma-separated list, trimmed;
 // commas inside a quoted-string do not count.
-func nextElement(list []byte) (elem, rest []byte) {
+func nextElement(list []byte) (elem, rest []byte) { return splitQuoted(list, ',') }
+
+// splitQuoted splits the first sep-separated element off list, trimmed; a
+// sep inside a quoted-string does not count. rest is nil after the last.
+func splitQuoted(list []byte, sep byte) (elem, rest []byte) {
 	quoted := false
 	for i := 0; i < len(list); i++ {
 		switch b := list[i]; {
@@ -661,7 +716,7 @@ func nextElement(list []byte) (elem, rest []byte) {
 			i++
 		case b == '"':
 			quoted = !quoted
-		case b == ',' && !quoted:
+		case b == sep && !quoted:
 			return trimOWS(list[:i]), list[i+1:]
 		}
 	}
@@ -726,3 +781,6 @@ var tchar = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// ValidChunked reports whether a Transfer-Encoding value is exactly chunked.
+func ValidChunked(te []byte) bool { return equalFold(trimOWS(te), "chunked") }

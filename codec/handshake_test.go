@@ -579,3 +579,46 @@ func TestParseRequestTargetForms(t *testing.T) {
 		}
 	}
 }
+
+// A plain request's body framing and connection tokens are read from its
+// head; framings that could smuggle a second request are refused.
+func TestParseRequestBodyFraming(t *testing.T) {
+	head := func(lines string) []byte { return []byte("POST /p HTTP/1.1\r\nHost: h\r\n" + lines + "\r\n") }
+	cases := []struct {
+		lines             string
+		status            int
+		length            int64
+		close, keep, cont bool
+		te                string
+	}{
+		{"", 0, -1, false, false, false, ""},
+		{"Content-Length: 12\r\n", 0, 12, false, false, false, ""},
+		{"Content-Length: 12\r\nContent-Length: 12\r\n", 0, 12, false, false, false, ""},
+		{"Content-Length: 12\r\nContent-Length: 13\r\n", 400, 0, false, false, false, ""},
+		{"Content-Length: -1\r\n", 400, 0, false, false, false, ""},
+		{"Content-Length: 1e3\r\n", 400, 0, false, false, false, ""},
+		{"Content-Length: 12\r\nTransfer-Encoding: chunked\r\n", 400, 0, false, false, false, ""},
+		{"Transfer-Encoding: chunked\r\n", 0, -1, false, false, false, "chunked"},
+		{"Connection: close\r\n", 0, -1, true, false, false, ""},
+		{"Connection: Keep-Alive\r\n", 0, -1, false, true, false, ""},
+		{"Content-Length: 5\r\nExpect: 100-continue\r\n", 0, 5, false, false, true, ""},
+	}
+	for _, tc := range cases {
+		var r Request
+		n, err := ParseRequest(head(tc.lines), 0, &r)
+		if tc.status != 0 {
+			var he *HTTPError
+			if !errors.As(err, &he) || he.Status != tc.status {
+				t.Errorf("%q: %v, want %d", tc.lines, err, tc.status)
+			}
+			continue
+		}
+		if err != nil || n == 0 {
+			t.Errorf("%q: n %d err %v", tc.lines, n, err)
+			continue
+		}
+		if r.ContentLength != tc.length || r.Close != tc.close || r.KeepAlive != tc.keep || r.Expect100 != tc.cont || string(r.TransferEncoding) != tc.te {
+			t.Errorf("%q: %+v", tc.lines, r)
+		}
+	}
+}

@@ -1,14 +1,15 @@
 package demo
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/wsloop/wsloop/loop"
+	"github.com/wsloop/wsloop/bus"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -32,15 +33,19 @@ const (
 // "nick: text"; members without a ?nick= are called guest-N. Joins and
 // leaves are announced as "* nick joined" and "* nick left" in rooms of at
 // most MaxAnnouncedRoom members.
+//
+// On a bus (NewChatOn) a room spans every process on it: members of room
+// "lobby" in all processes talk together, through the bus topic
+// "chat.lobby". Each process then counts only its own members (Members, and
+// the MaxAnnouncedRoom rule: with P processes up to P x MaxAnnouncedRoom
+// joins are announced, each to the whole room), and guests are called
+// guest-TAG-N with a random TAG per process so that two processes do not
+// hand out the same name.
 type Chat struct {
-	mu     sync.Mutex
-	rooms  map[string]*chatRoom
+	rooms  *bus.Rooms
+	onBus  bool
+	guest  string // guest name prefix
 	guests atomic.Uint64
-}
-
-type chatRoom struct {
-	room    *loop.Room
-	members int // counted here, under Chat.mu, so that removal cannot race a join
 }
 
 // member is a chat connection's user value.
@@ -49,25 +54,33 @@ type member struct {
 	nick string
 }
 
-// NewChat returns a chat with no rooms.
-func NewChat() *Chat { return &Chat{rooms: make(map[string]*chatRoom)} }
+// ChatTopicPrefix is put before a room's name to make its bus topic.
+const ChatTopicPrefix = "chat."
 
-// Rooms returns the number of rooms that have members.
-func (ch *Chat) Rooms() int {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return len(ch.rooms)
-}
+// NewChat returns a chat with no rooms, in this process only.
+func NewChat() *Chat { return NewChatOn(nil) }
 
-// Members returns the number of members of room name.
-func (ch *Chat) Members(name string) int {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	if r := ch.rooms[name]; r != nil {
-		return r.members
+// NewChatOn returns a chat whose rooms span the processes on b (nil: this
+// process only).
+func NewChatOn(b bus.Bus) *Chat {
+	ch := &Chat{rooms: bus.NewRooms(b, ChatTopicPrefix), onBus: b != nil, guest: "guest-"}
+	if b != nil {
+		var tag [2]byte
+		_, _ = rand.Read(tag[:])
+		ch.guest += hex.EncodeToString(tag[:]) + "-"
 	}
-	return 0
+	return ch
 }
+
+// Rooms returns the number of rooms that have members (in this process).
+func (ch *Chat) Rooms() int { return ch.rooms.Len() }
+
+// Members returns the number of members of room name (in this process).
+func (ch *Chat) Members(name string) int { return ch.rooms.Members(name) }
+
+// Stats returns the rooms' counters (messages from other processes, bus
+// errors).
+func (ch *Chat) Stats() bus.RoomStats { return ch.rooms.Stats() }
 
 // accept reads room and nick from the query; invalid ones are refused with 400.
 func (ch *Chat) accept(r request) (session.Accept, error) {
@@ -121,20 +134,12 @@ func (ch *Chat) OnOpen(c *session.Conn) {
 		c.SetValue(m)
 	}
 	if m.nick == "" {
-		m.nick = "guest-" + strconv.FormatUint(ch.guests.Add(1), 10)
+		m.nick = ch.guest + strconv.FormatUint(ch.guests.Add(1), 10)
 	}
-	ch.mu.Lock()
-	r := ch.rooms[m.room]
-	if r == nil {
-		r = &chatRoom{room: loop.NewRoom()}
-		ch.rooms[m.room] = r
-	}
-	r.members++
-	announce := r.members <= MaxAnnouncedRoom
-	r.room.Join(c.Handle())
-	ch.mu.Unlock()
-	if announce {
-		r.room.Publish(session.Text, []byte("* "+m.nick+" joined"))
+	// A bus that refuses the subscription leaves the member in the room
+	// with this process's members only; the bus's counters show it.
+	if members, _ := ch.rooms.Join(m.room, c.Handle()); members <= MaxAnnouncedRoom {
+		_ = ch.rooms.Publish(m.room, session.Text, []byte("* "+m.nick+" joined"))
 	}
 }
 
@@ -153,39 +158,22 @@ func (ch *Chat) OnMessage(c *session.Conn, op session.Opcode, p []byte) {
 		_ = c.Close(session.StatusTooBig, "chat messages are at most 4 KiB")
 		return
 	}
-	ch.mu.Lock()
-	r := ch.rooms[m.room]
-	ch.mu.Unlock()
-	if r == nil {
-		return
-	}
 	msg := make([]byte, 0, len(m.nick)+2+len(p))
 	msg = append(append(append(msg, m.nick...), ": "...), p...)
-	r.room.Publish(session.Text, msg)
+	// A bus error (ErrDropped) means the other processes miss this one
+	// message; the local members have it and the bus counts it.
+	_ = ch.rooms.Publish(m.room, session.Text, msg)
 }
 
 // OnClose leaves the room, removes it when it is empty, and announces the
-// departure to those who stay.
+// departure to those who stay (on a bus, those in other processes too).
 func (ch *Chat) OnClose(c *session.Conn, code session.StatusCode, reason string, err error) {
 	m, _ := c.Value().(*member)
 	if m == nil {
 		return
 	}
-	ch.mu.Lock()
-	r := ch.rooms[m.room]
-	if r == nil {
-		ch.mu.Unlock()
-		return
-	}
-	r.room.Leave(c.Handle())
-	r.members--
-	empty := r.members == 0
-	if empty {
-		delete(ch.rooms, m.room)
-	}
-	announce := !empty && r.members < MaxAnnouncedRoom
-	ch.mu.Unlock()
-	if announce {
-		r.room.Publish(session.Text, []byte("* "+m.nick+" left"))
+	left, ok := ch.rooms.Leave(m.room, c.Handle())
+	if ok && (left > 0 || ch.onBus) && left < MaxAnnouncedRoom {
+		_ = ch.rooms.Publish(m.room, session.Text, []byte("* "+m.nick+" left"))
 	}
 }

@@ -15,13 +15,11 @@ import (
 // push (demo/testdata/clients), verifying the wss server with the test's
 // CA certificate.
 //
-// Node's ws is looked for in demo/testdata/clients/node_modules (CI
-// installs it: npm install --prefix demo/testdata/clients --no-save ws@8.18.0)
-// or in WSLOOP_NODE_MODULES; Python's in a python3 that can import
-// websockets (Debian: apt-get install python3-websockets). Without them
-// the tests skip, except in CI (CI=true), where that is a failure.
-
-const nodeWSVersion = "ws@8.18.0"
+// Node's ws is the one loop/testdata/node pins (CI installs it: cd
+// loop/testdata/node && npm ci), or the one in WSLOOP_NODE_MODULES;
+// Python's is in a python3 that can import websockets (Debian: apt-get
+// install python3-websockets). Without them the tests skip, except in CI
+// (CI=true), where that is a failure.
 
 func TestNodeWSClient(t *testing.T) {
 	node, err := exec.LookPath("node")
@@ -30,10 +28,10 @@ func TestNodeWSClient(t *testing.T) {
 	}
 	modules := os.Getenv("WSLOOP_NODE_MODULES")
 	if modules == "" {
-		modules, _ = filepath.Abs("testdata/clients/node_modules")
+		modules, _ = filepath.Abs("../loop/testdata/node/node_modules")
 	}
 	if _, err := os.Stat(filepath.Join(modules, "ws", "package.json")); err != nil {
-		missing(t, "Node's ws is not installed in "+modules+" (npm install --prefix demo/testdata/clients --no-save --no-package-lock "+nodeWSVersion+")")
+		missing(t, "Node's ws is not installed in "+modules+" (cd loop/testdata/node && npm ci)")
 	}
 	runClients(t, []string{node, "testdata/clients/client.js"}, "NODE_PATH="+modules)
 }

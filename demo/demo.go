@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wsloop/wsloop/bus"
 	"github.com/wsloop/wsloop/session"
 	"github.com/wsloop/wsloop/web"
 )
@@ -13,6 +14,10 @@ import (
 type Options struct {
 	// PushInterval is the time between push readings; default 1s.
 	PushInterval time.Duration
+	// Bus, when set, spreads chat rooms and push readings over every
+	// process on it (see NewChatOn and NewPushOn); nil keeps them to this
+	// process.
+	Bus bus.Bus
 }
 
 // Demo is the set of demo applications behind one Router.
@@ -28,8 +33,8 @@ type Demo struct {
 func New(opts Options) *Demo {
 	d := &Demo{
 		Router: NewRouter(),
-		Chat:   NewChat(),
-		Push:   NewPush(opts.PushInterval),
+		Chat:   NewChatOn(opts.Bus),
+		Push:   NewPushOn(opts.PushInterval, opts.Bus),
 	}
 	d.Router.Handle("/ws/echo", Echo)
 	d.Router.handle("/ws/chat", d.Chat.accept)

@@ -1,6 +1,8 @@
 // Package demo holds the demo applications of the wsloop binary, written
-// only against session.Handler, session.Handle and loop.Room, so they run
-// unchanged on every engine:
+// only against session.Handler, session.Handle, loop.Room and bus.Rooms, so
+// they run unchanged on every engine, and across processes when
+// Options.Bus is set (a chat room and the push feed then span every process
+// on the bus):
 //
 //   - /ws/echo: every message comes back as it was sent.
 //   - /ws/chat?room=NAME&nick=NICK: chat rooms; each text message is sent to

@@ -24,9 +24,16 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 // serve starts the demo on a real server with engine on 127.0.0.1:0.
 // extra, when set, serves /selftest-report (the browser test's verdict).
 // serve runs the demo on engine; origins are the browser origins allowed
-// besides the server's own. An engine named "<engine>+tls" serves https
-// and wss with the certificate of tlsCert.
+// besides the server's own.
 func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
+	t.Helper()
+	return serveConfig(t, engine, opts, extra, session.Config{AllowedOrigins: origins})
+}
+
+// serveConfig is serve with a session.Config (its Upgrade is the demo's).
+// An engine named "<engine>+tls" serves https and wss with the certificate
+// of tlsCert.
+func serveConfig(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config) (*loop.Server, *Demo, string) {
 	t.Helper()
 	engine, overTLS := strings.CutSuffix(engine, "+tls")
 	var tlsConfig *tls.Config
@@ -34,6 +41,7 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 		tlsConfig = tlsCert(t).ServerConfig()
 	}
 	d := New(opts)
+	cfg.Upgrade = d.Upgrade
 	var h http.Handler = d.Page()
 	if extra != nil {
 		mux := http.NewServeMux()
@@ -44,7 +52,7 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 	srv, err := loop.NewServer(Echo, loop.Options{
 		Engine:    engine,
 		Loops:     2,
-		Session:   session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
+		Session:   cfg,
 		HTTP:      h,
 		TLSConfig: tlsConfig,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsloop/wsloop/internal/logbuf"
 )
 
 // TestNginxConfigFromREADME runs the nginx configuration that README.md
@@ -84,7 +86,7 @@ http {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(nginx, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
-		var out lockedBuffer
+		var out logbuf.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {

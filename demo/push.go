@@ -1,17 +1,26 @@
 package demo
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/wsloop/wsloop/bus"
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
 
 // DefaultPushInterval is how often Push publishes a reading.
 const DefaultPushInterval = time.Second
+
+// PushTopic is the bus topic of the readings.
+const PushTopic = "push"
+
+// pushEpoch is where reading numbers start: reading n is the one for the
+// n-th interval after it.
+var pushEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Push is the server-push application, like a sensor that reports to every
 // browser watching it: once per interval one reading, for example
@@ -22,27 +31,46 @@ const DefaultPushInterval = time.Second
 // task per loop, not one per connection). A new subscriber gets the latest
 // reading at once. Messages from subscribers are ignored.
 //
+// Readings are a function of the clock: the one for interval n since
+// 2026-01-01 UTC has seq n, the interval's start as t and a temperature
+// computed from t. So every process makes the same reading for the same
+// interval, and a restarted process goes on where it left off instead of
+// counting from 1. On a bus (NewPushOn) every process also publishes the
+// readings it makes first and relays those that arrive first from the
+// others: a subscriber anywhere gets each seq once, in order, even while
+// its own process's ticker runs late (readings skipped over are made up
+// for, up to 16 in a row).
+//
 // The ticker goroutine starts with the first subscriber and stops on Close.
 type Push struct {
 	interval time.Duration
 	room     *loop.Room
+	bus      bus.Bus // nil: this process only
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
 	stop    chan struct{}
 	done    chan struct{}
+	cancel  func() // the bus subscription
 	last    []byte // latest reading; replaced, never modified
-	seq     uint64
+	lastSeq uint64
+
+	noTicker bool // tests: make no readings, relay only (guarded by mu)
 }
 
 // NewPush returns a Push publishing every interval (DefaultPushInterval when
-// interval <= 0).
-func NewPush(interval time.Duration) *Push {
+// interval <= 0) in this process.
+func NewPush(interval time.Duration) *Push { return NewPushOn(interval, nil) }
+
+// NewPushOn returns a Push whose readings also go over b, topic PushTopic
+// (nil: this process only). Processes sharing a feed must use the same
+// interval.
+func NewPushOn(interval time.Duration, b bus.Bus) *Push {
 	if interval <= 0 {
 		interval = DefaultPushInterval
 	}
-	return &Push{interval: interval, room: loop.NewRoom(),
+	return &Push{interval: interval, room: loop.NewRoom(), bus: b,
 		stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -59,9 +87,12 @@ func (p *Push) Close() {
 		return
 	}
 	p.closed = true
-	started := p.started
+	started, cancel := p.started, p.cancel
 	close(p.stop)
 	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	if started {
 		<-p.done
 	} else {
@@ -72,15 +103,21 @@ func (p *Push) Close() {
 // OnOpen subscribes the connection, starting the ticker on first use, and
 // sends it the latest reading.
 func (p *Push) OnOpen(c *session.Conn) {
-	// Joining and reading p.last under p.mu, which the ticker holds from
-	// making a reading to publishing it, gives each subscriber every reading
-	// exactly once.
+	// Joining and reading p.last under p.mu, which accept holds from
+	// choosing a reading to publishing it, gives each subscriber every
+	// reading exactly once.
 	p.mu.Lock()
 	p.room.Join(c.Handle())
 	if !p.started && !p.closed {
 		p.started = true
-		p.last = p.reading(time.Now())
-		go p.run()
+		now := time.Now()
+		p.last, p.lastSeq = p.reading(now), p.slot(now)
+		if p.bus != nil {
+			// Refused only when the bus is closed: this process's own
+			// readings still flow.
+			p.cancel, _ = p.bus.Subscribe(PushTopic, p.relay)
+		}
+		go p.run(p.noTicker)
 	}
 	last := p.last
 	p.mu.Unlock()
@@ -97,32 +134,86 @@ func (p *Push) OnClose(c *session.Conn, code session.StatusCode, reason string, 
 	p.room.Leave(c.Handle())
 }
 
-func (p *Push) run() {
+// run makes one reading at the start of every interval.
+func (p *Push) run(noTicker bool) {
 	defer close(p.done)
-	t := time.NewTicker(p.interval)
+	if noTicker {
+		<-p.stop
+		return
+	}
+	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		now := time.Now()
+		t.Reset(p.slotStart(p.slot(now) + 1).Sub(now))
 		select {
 		case <-p.stop:
 			return
-		case now := <-t.C:
-			p.mu.Lock()
-			p.last = p.reading(now)
-			if p.room.Len() > 0 {
-				p.room.Publish(session.Text, p.last) // posts tasks; never blocks
-			}
-			p.mu.Unlock()
+		case <-t.C:
+		}
+		now = time.Now()
+		if r := p.reading(now); p.accept(p.slot(now), r) && p.bus != nil {
+			_ = p.bus.Publish(PushTopic, session.Text, r) // dropped: the others make it themselves
 		}
 	}
 }
 
-// reading makes the next reading, a gentle daily-looking wave around 21.5 °C
-// rounded to 0.1. Called with p.mu held.
-func (p *Push) reading(now time.Time) []byte {
-	p.seq++
-	temp := 21.5 + 1.5*math.Sin(float64(now.UnixMilli()%600_000)/600_000*2*math.Pi)
+// relay takes a reading from another process.
+func (p *Push) relay(op session.Opcode, r []byte) {
+	if seq, ok := readingSeq(r); ok && op == session.Text {
+		p.accept(seq, append([]byte(nil), r...))
+	}
+}
+
+// maxFill bounds the readings accept makes up for: after a longer stall
+// the feed skips ahead.
+const maxFill = 16
+
+// accept publishes reading r, number seq, to the subscribers unless a
+// reading as recent has been published; it reports whether it did. Readings
+// skipped since the last one (this process's ticker ran late, and another
+// process's newer reading came first) are published first: they are a
+// function of their number, so this process makes them as every other
+// would, and subscribers see every seq once and in order.
+func (p *Push) accept(seq uint64, r []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if seq <= p.lastSeq || p.closed {
+		return false
+	}
+	if p.lastSeq > 0 && seq-p.lastSeq <= maxFill {
+		for n := p.lastSeq + 1; n < seq; n++ {
+			p.publishLocked(n, p.readingAt(n))
+		}
+	}
+	p.publishLocked(seq, r)
+	return true
+}
+
+func (p *Push) publishLocked(seq uint64, r []byte) {
+	p.last, p.lastSeq = r, seq
+	if p.room.Len() > 0 {
+		_ = p.room.Publish(session.Text, r) // posts tasks, never blocks; a full loop queue skips its subscribers once
+	}
+}
+
+// slot is the number of the interval now falls in.
+func (p *Push) slot(now time.Time) uint64 {
+	return uint64(max(0, now.Sub(pushEpoch)) / p.interval)
+}
+
+func (p *Push) slotStart(n uint64) time.Time { return pushEpoch.Add(time.Duration(n) * p.interval) }
+
+// reading makes the reading of the interval now falls in.
+func (p *Push) reading(now time.Time) []byte { return p.readingAt(p.slot(now)) }
+
+// readingAt makes reading n: a gentle daily-looking wave around 21.5 °C
+// rounded to 0.1.
+func (p *Push) readingAt(n uint64) []byte {
+	t := p.slotStart(n)
+	temp := 21.5 + 1.5*math.Sin(float64(t.UnixMilli()%600_000)/600_000*2*math.Pi)
 	temp = math.Round(temp*10) / 10
-	return appendReading(make([]byte, 0, 64), now, temp, p.seq)
+	return appendReading(make([]byte, 0, 64), t, temp, n)
 }
 
 // appendReading encodes one reading as JSON.
@@ -134,4 +225,14 @@ func appendReading(b []byte, t time.Time, temp float64, seq uint64) []byte {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, seq, 10)
 	return append(b, '}')
+}
+
+// readingSeq reads the seq of a reading made by appendReading.
+func readingSeq(r []byte) (uint64, bool) {
+	i := bytes.LastIndex(r, []byte(`,"seq":`))
+	if i < 0 || len(r) == 0 || r[len(r)-1] != '}' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(r[i+len(`,"seq":`):len(r)-1]), 10, 64)
+	return v, err == nil
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wsloop/wsloop/session"
@@ -14,28 +15,35 @@ func (p *part) onBroadcast(x *conn, payload []byte) {
 		p.onServerMessage(x, payload)
 		return
 	}
-	seq, t, found, ok := parseToken(payload, p.tokenPrefix)
+	t := parseAnyToken(payload, p.tokenPrefix)
 	switch {
-	case !found:
+	case !t.found:
 		p.foreign.Add(1)
 		return
-	case !ok:
+	case !t.ok:
 		p.corrupt.Add(1)
 		p.note("corrupt broadcast", "conn %d: %.80q", x.id, payload)
 		return
+	case t.probe:
+		if p.track.warm(int(x.b), t.pub) {
+			p.warmed.Add(1)
+		}
+		return
 	}
-	p.lat.record(time.Duration(time.Now().UnixNano() - t)) // only published during the traffic
-	switch {
-	case seq == uint64(x.a):
+	p.lat.record(time.Duration(time.Now().UnixNano() - t.unixNano)) // only published during the traffic
+	switch p.track.record(int(x.b), t.pub, t.seq) {
+	case vNew:
 		p.delivered.Add(1)
-		x.a++
-	case seq > uint64(x.a): // the ones skipped are lost, unless they come later
+	case vLate:
 		p.delivered.Add(1)
-		p.note("broadcast gap", "conn %d: message %d after %d", x.id, seq, int64(x.a)-1)
-		x.a = uint32(seq) + 1
-	default:
+		p.reordered.Add(1)
+		p.note("reordered broadcast", "conn %d: publisher %d's message %d after a later one", x.id, t.pub, t.seq)
+	case vAgain:
 		p.duplicates.Add(1)
-		p.note("duplicate broadcast", "conn %d: message %d after %d", x.id, seq, x.a-1)
+		p.note("duplicate broadcast", "conn %d: publisher %d's message %d again", x.id, t.pub, t.seq)
+	default:
+		p.corrupt.Add(1)
+		p.note("corrupt broadcast", "conn %d: publisher %d, message %d: no such message", x.id, t.pub, t.seq)
 	}
 }
 
@@ -78,37 +86,67 @@ func (p *part) onServerMessage(x *conn, payload []byte) {
 	x.a = s + 1
 }
 
-// broadcastTraffic publishes (PublishSelf, publisher process) Messages at
-// Rate per second and waits until every subscriber has them all, or
-// deliveries have stalled for Drain. With PublishServer it listens for
-// Duration.
+// broadcastTraffic publishes (PublishSelf: each of this process's
+// publishers) Messages at Rate per second and waits until every subscriber
+// has them all, or deliveries have stalled for Drain. With PublishServer
+// it listens for Duration.
 func (p *part) broadcastTraffic(ctx context.Context, start time.Time) error {
 	if p.cfg.Publish == PublishServer {
 		sleepCtx(ctx, p.cfg.Duration)
 		return nil
 	}
 	n := p.cfg.Messages
-	if h := p.pubH.Load(); h != nil {
-		p.publish(ctx, *h, n)
-	} else { // another process publishes: give it the time it needs before counting stalls
-		send := time.Duration(float64(n) / p.cfg.Rate * float64(time.Second))
-		sleepCtx(ctx, min(send, p.cfg.Duration))
-	}
-	want := int64(n) * p.heldAtStart
+	p.publishAll(ctx, n, p.cfg.Rate, p.cfg.Duration)
+	want := int64(n) * int64(p.cfg.Publishers) * p.heldAtStart
 	p.drain(ctx, start, func() bool { return p.delivered.Load() >= want }, p.received.Load)
 	return nil
 }
 
-// publish sends n messages at Rate through the publisher connection.
-func (p *part) publish(ctx context.Context, h session.Handle, n int) {
+// publishAll runs this process's publishers, n messages each at rate, for
+// at most d. A process without publishers waits for the time the others
+// need, before counting stalls.
+func (p *part) publishAll(ctx context.Context, n int, rate float64, d time.Duration) {
+	p.pubMu.Lock()
+	hs := make(map[int]session.Handle, len(p.pubHs))
+	for k, h := range p.pubHs {
+		hs[k] = h
+	}
+	p.pubMu.Unlock()
+	if len(hs) == 0 {
+		send := time.Duration(float64(n) / rate * float64(time.Second))
+		sleepCtx(ctx, min(send, d))
+		return
+	}
+	var wg sync.WaitGroup
+	for k, h := range hs {
+		wg.Go(func() { p.publish(ctx, h, k, n, rate, d) })
+	}
+	wg.Wait()
+}
+
+// publish sends n messages at rate through publisher k's connection.
+func (p *part) publish(ctx context.Context, h session.Handle, k, n int, rate float64, d time.Duration) {
 	before, after, _ := strings.Cut(p.cfg.PublishTemplate, "%s")
+	multi := p.cfg.Publishers > 1
+	pad := 0
+	if p.cfg.Scenario == Soak { // room messages of Size bytes: they fill slow readers' buffers
+		pad = p.cfg.Size
+	}
 	start := time.Now()
-	end := start.Add(p.cfg.Duration)
+	end := start.Add(d)
 	for i := 0; i < n && ctx.Err() == nil && time.Now().Before(end); i++ {
-		if d := time.Until(start.Add(time.Duration(float64(i) / p.cfg.Rate * float64(time.Second)))); d > 0 {
+		if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 			sleepCtx(ctx, d)
 		}
-		msg := append([]byte(before), appendToken(nil, p.cfg.RunID, uint64(i), time.Now().UnixNano())...)
+		msg := []byte(before)
+		if multi {
+			msg = appendPubToken(msg, p.cfg.RunID, k, uint64(i), time.Now().UnixNano())
+		} else {
+			msg = appendToken(msg, p.cfg.RunID, uint64(i), time.Now().UnixNano())
+		}
+		for len(msg) < pad-len(after) {
+			msg = append(msg, ' ', 'x')
+		}
 		msg = append(msg, after...)
 		err := h.Do(func(c *session.Conn) {
 			if err := c.Send(session.Text, msg); err != nil {
@@ -116,12 +154,38 @@ func (p *part) publish(ctx context.Context, h session.Handle, n int) {
 				p.note("publish error", "%v", err)
 				return
 			}
-			p.sent.Add(1)
+			if p.cfg.Scenario == Soak {
+				p.published.Add(1)
+			} else {
+				p.sent.Add(1)
+			}
 			p.bytesSent.Add(int64(len(msg)))
 		})
 		if err != nil {
 			p.note("publish error", "%v", err)
 			return
+		}
+	}
+}
+
+// probe sends every publisher's warm-up probe every 100 ms until the
+// traffic starts: subscribers in other processes count the first they
+// hear from each publisher, and the parent starts the traffic when all
+// have heard all.
+func (p *part) probe(ctx context.Context) {
+	before, after, _ := strings.Cut(p.cfg.PublishTemplate, "%s")
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for p.phase.Load() == phaseSetup && ctx.Err() == nil {
+		p.pubMu.Lock()
+		for k, h := range p.pubHs {
+			msg := append(appendProbe([]byte(before), p.cfg.RunID, k), after...)
+			_ = h.Send(session.Text, msg)
+		}
+		p.pubMu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wsloop/wsloop/session"
 )
 
 // Scenarios.
@@ -22,10 +24,12 @@ const (
 	Echo      = "echo"      // Conns connections exchange verified messages, closed or open loop
 	Broadcast = "broadcast" // Conns subscribers; delivery latency, every message accounted for
 	Churn     = "churn"     // open and close connections at Rate per second for Duration
+	SSE       = "sse"       // Conns text/event-stream subscribers; verified like broadcast
+	Soak      = "soak"      // churn, echo, broadcast and slow readers for Duration; the server must return to its baseline
 )
 
 // Scenarios lists the scenario names in the order a help text shows them.
-var Scenarios = []string{Connect, Idle, Echo, Broadcast, Churn}
+var Scenarios = []string{Connect, Idle, Echo, Broadcast, Churn, SSE, Soak}
 
 // Publishers of the broadcast scenario.
 const (
@@ -39,7 +43,10 @@ type Config struct {
 	Scenario string `json:"scenario"`
 	// URL is the server's WebSocket endpoint, ws://host:port/path?query, or
 	// wss:// for TLS (the connections' TLS handshakes then run on the
-	// Dialer's handshake pool, and their cost is part of the run).
+	// Dialer's handshake pool, and their cost is part of the run); sse:
+	// http://host:port/path. Several, comma-separated: connection i goes to
+	// URL i mod n, so one run spreads over the processes or machines of
+	// one service.
 	URL string `json:"url"`
 	// CAFile is a PEM file of the certificates that verify a wss server
 	// (default: the system's roots). Insecure skips the verification
@@ -81,11 +88,25 @@ type Config struct {
 	Ping time.Duration `json:"ping"`
 	// ConnectTimeout bounds each connect plus handshake; default 10s.
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// Compress offers permessage-deflate (no context takeover) on every
+	// connection; Counts.Compressed says how many the server accepted.
+	Compress bool `json:"compress,omitempty"`
 
 	// Publish is the broadcast scenario's source: PublishSelf (default) or PublishServer.
 	Publish string `json:"publish,omitempty"`
-	// PublishURL is where the generator's publisher connects; default URL.
+	// PublishURL is where the generator's publishers connect (ws://, one
+	// or several, comma-separated: publisher k uses URL k mod n); default
+	// URL (sse: URL with ws://).
 	PublishURL string `json:"publish_url,omitempty"`
+	// Publishers is the number of publishing connections with PublishSelf,
+	// each publishing Messages at Rate; default one per PublishURL. With
+	// several publishers or URLs, every subscriber must receive every
+	// message of every publisher exactly once, each publisher's in order;
+	// the publishers first send warm-up probes until every subscriber has
+	// heard each of them (the subscriptions between processes are up).
+	Publishers int `json:"publishers,omitempty"`
+	// WarmUp bounds that warm-up; default 30s.
+	WarmUp time.Duration `json:"warm_up,omitempty"`
 	// PublishTemplate is the published text with %s standing for the token
 	// (wsload:<run>:<seq>:<unix ns>); default "%s". For a chat server that
 	// wants JSON: {"text":"%s"}.
@@ -107,12 +128,16 @@ type Config struct {
 	Procs int `json:"procs"`
 	// Loops is the number of event loops per process; default GOMAXPROCS.
 	Loops int `json:"loops,omitempty"`
-	// ServerPID, when set, is the server process whose VmRSS is sampled
+	// ServerPID, when set, is the server process whose VmRSS (summed with
+	// its children's: a wsloop -procs supervisor's workers) is sampled
 	// before the run and after its traffic, for bytes per connection.
 	ServerPID int `json:"server_pid,omitempty"`
 
 	// RunID marks the messages of this run; default random.
 	RunID string `json:"run_id,omitempty"`
+
+	// Soak configures the soak scenario.
+	Soak SoakConfig `json:"soak,omitempty"`
 
 	// Progress, when set, receives a progress line once a second.
 	Progress io.Writer `json:"-"`
@@ -227,7 +252,7 @@ func ip4ToUint(ip net.IP) uint32 {
 // defaults fills in every zero field and checks the rest.
 func (c *Config) defaults() error {
 	switch c.Scenario {
-	case Connect, Idle, Echo, Broadcast, Churn:
+	case Connect, Idle, Echo, Broadcast, Churn, SSE, Soak:
 	case "":
 		return fmt.Errorf("no scenario: want one of %s", strings.Join(Scenarios, ", "))
 	default:
@@ -238,8 +263,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Conns == 0 && c.Scenario != Churn { // churn's concurrency is InFlight
 		c.Conns = 1000
-		if c.Scenario == Echo {
+		switch c.Scenario {
+		case Echo:
 			c.Conns = 100
+		case Soak:
+			c.Conns = 10000
 		}
 	}
 	if c.Conns < 0 || c.Rate < 0 || c.Ramp < 0 || c.Messages < 0 || c.Duration < 0 || c.Procs < 0 {
@@ -250,6 +278,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Duration == 0 {
 		c.Duration = 10 * time.Second
+		if c.Scenario == Soak {
+			c.Duration = 30 * time.Minute
+		}
 	}
 	if c.Drain == 0 {
 		c.Drain = 5 * time.Second
@@ -259,12 +290,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Size == 0 {
 		c.Size = 64
+		if c.Scenario == Soak {
+			c.Size = 512
+		}
 	}
 	if c.Scenario == Echo && c.Size < echoMin(!c.Binary) {
 		return fmt.Errorf("-size %d: echo messages need at least %d bytes (%s) for the sequence number, send time and check bytes",
 			c.Size, echoMin(!c.Binary), map[bool]string{true: "binary", false: "text"}[c.Binary])
 	}
-	if c.Scenario == Broadcast {
+	if c.Scenario == Broadcast || c.Scenario == SSE {
 		switch c.Publish {
 		case "":
 			c.Publish = PublishSelf
@@ -286,11 +320,32 @@ func (c *Config) defaults() error {
 	}
 	if c.PublishURL == "" {
 		c.PublishURL = c.URL
+		if c.Scenario == SSE {
+			c.PublishURL = strings.ReplaceAll(strings.ReplaceAll(c.URL, "https://", "wss://"), "http://", "ws://")
+		}
+		if c.Scenario == Soak {
+			c.PublishURL = ""
+		}
 	}
-	if isWSS(c.URL) != isWSS(c.PublishURL) {
-		return fmt.Errorf("-url and -publish-url: both ws or both wss")
+	if c.Publishers < 0 {
+		return fmt.Errorf("-publishers %d is negative", c.Publishers)
 	}
-	if (c.CAFile != "" || c.Insecure) && !isWSS(c.URL) {
+	if c.Publishers == 0 {
+		c.Publishers = max(1, len(splitURLs(c.PublishURL)))
+	}
+	if c.WarmUp <= 0 {
+		c.WarmUp = 30 * time.Second
+	}
+	if c.Scenario == Soak {
+		if err := c.Soak.defaults(c); err != nil {
+			return err
+		}
+	}
+	secure, err := secureURLs(c.URL, c.PublishURL)
+	if err != nil {
+		return err
+	}
+	if (c.CAFile != "" || c.Insecure) && !secure {
 		return fmt.Errorf("-ca and -insecure are for wss:// URLs")
 	}
 	if c.CAFile != "" && c.Insecure {
@@ -326,14 +381,30 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-func isWSS(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "wss" || u.Scheme == "https")
+// secureURLs reports whether the URLs of the lists (comma-separated) are
+// wss (or https): one Dialer speaks TLS to all of them or to none, so a mix
+// is an error.
+func secureURLs(lists ...string) (bool, error) {
+	var secure, plain bool
+	for _, list := range lists {
+		for _, s := range splitURLs(list) {
+			u, err := url.Parse(s)
+			if err == nil && (u.Scheme == "wss" || u.Scheme == "https") {
+				secure = true
+			} else {
+				plain = true
+			}
+		}
+	}
+	if secure && plain {
+		return false, fmt.Errorf("-url and -publish-url: all wss (https) or none")
+	}
+	return secure, nil
 }
 
 // tlsConfig is the Dialer's TLS config for a wss run (nil for ws).
 func (c *Config) tlsConfig() (*tls.Config, error) {
-	if !isWSS(c.URL) {
+	if secure, _ := secureURLs(c.URL, c.PublishURL); !secure {
 		return nil, nil
 	}
 	cfg := &tls.Config{InsecureSkipVerify: c.Insecure}
@@ -354,14 +425,33 @@ func (c *Config) tlsConfig() (*tls.Config, error) {
 // sockets is how many sockets the run holds at once, over all processes.
 func (c *Config) sockets() int {
 	switch c.Scenario {
-	case Broadcast:
+	case Broadcast, SSE:
 		if c.Publish == PublishSelf {
-			return c.Conns + 1
+			return c.Conns + c.Publishers
 		}
 	case Churn:
 		return c.InFlight
+	case Soak:
+		return c.Conns + 1 + c.InFlight
 	}
 	return c.Conns
+}
+
+// crossChecked reports whether a self-published broadcast is verified per
+// publisher with a warm-up: several publishers, or several endpoints.
+func (c *Config) crossChecked() bool {
+	return c.Publish == PublishSelf && (c.Publishers > 1 || len(splitURLs(c.URL)) > 1 || len(splitURLs(c.PublishURL)) > 1)
+}
+
+// splitURLs splits a comma-separated URL list.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // defaultSrc spreads a loopback target's connections over 127.0.0.2 onwards.
@@ -383,4 +473,27 @@ func defaultSrc(raddr *net.TCPAddr, sockets, procs int) []string {
 		out = append(out, net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).String())
 	}
 	return out
+}
+
+// endpoint is a resolved URL with its request.
+type endpoint struct {
+	target
+	req *session.ClientRequest
+}
+
+// resolveEndpoints resolves a comma-separated URL list.
+func resolveEndpoints(list, origin string) ([]endpoint, error) {
+	urls := splitURLs(list)
+	if len(urls) == 0 {
+		return nil, fmt.Errorf("-url %q: no URL", list)
+	}
+	out := make([]endpoint, len(urls))
+	for i, u := range urls {
+		t, err := resolveURL(u)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = endpoint{t, &session.ClientRequest{Host: t.host, Path: t.path, Origin: origin}}
+	}
+	return out, nil
 }

@@ -25,6 +25,25 @@
 //     ("seq", +1 per message) whose gaps are lost messages.
 //   - churn: open connections at Rate per second for Duration, each closed
 //     with a close handshake as soon as it is open.
+//   - sse: Conns Server-Sent Events subscribers (GET with Accept:
+//     text/event-stream over plain HTTP/1.1, one goroutine each); every
+//     event's data is checked as a broadcast message is, published by the
+//     generator over WebSocket (PublishURL) or by the server.
+//   - soak: Conns connections (default 10,000) for Duration (default 30
+//     minutes): echo connections, a chat room's subscribers and slow
+//     readers (never read), a publisher, and churn, all verified; before
+//     and after, the server's descriptors, RSS, goroutines and heap, which
+//     must come back within SoakConfig.Tolerance of the baseline.
+//
+// # Several servers
+//
+// URL may list several endpoints (comma-separated): connection i goes to
+// URL i mod n. With several endpoints or Publishers, a self-published
+// broadcast is verified per publisher: each publisher's warm-up probes must
+// reach every subscriber before the traffic starts (the servers' rooms are
+// joined up), then every subscriber must receive every publisher's messages
+// exactly once, each publisher's in order; lost, duplicated and reordered
+// deliveries are counted apart (a bitmap per subscriber and publisher).
 //
 // # Footprint and processes
 //

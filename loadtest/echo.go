@@ -29,7 +29,7 @@ func (p *part) sendEchoNow(c *session.Conn) {
 	if x == nil {
 		return
 	}
-	if p.cfg.Messages > 0 && p.quota.Add(-1) < 0 {
+	if p.echoQuota() && p.quota.Add(-1) < 0 {
 		return
 	}
 	bp := p.bufPool.Get().(*[]byte)
@@ -58,6 +58,7 @@ func (p *part) onEcho(x *conn, c *session.Conn, op session.Opcode, payload []byt
 		p.note("payload mismatch", "conn %d message %d (%d bytes, opcode %d): %s", x.id, x.b, len(payload), op, bad)
 	} else {
 		p.lat.record(time.Duration(p.clock() - ts))
+		p.echoed.Add(1)
 	}
 	x.b++
 	if p.share.Rate == 0 { // closed loop: the echo is the signal to send again
@@ -93,7 +94,7 @@ func (p *part) echoTraffic(ctx context.Context, start time.Time) error {
 }
 
 func (p *part) quotaDone() bool {
-	return p.cfg.Messages > 0 && p.quota.Load() <= 0 && p.received.Load() >= p.sent.Load()
+	return p.echoQuota() && p.quota.Load() <= 0 && p.received.Load() >= p.sent.Load()
 }
 
 // openLoop sends at Rate messages per second whatever the echoes do, to the
@@ -107,7 +108,7 @@ func (p *part) openLoop(ctx context.Context, hs []session.Handle, total time.Dur
 	next := 0
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for ctx.Err() == nil && !(p.cfg.Messages > 0 && p.quota.Load() <= 0) {
+	for ctx.Err() == nil && !(p.echoQuota() && p.quota.Load() <= 0) {
 		elapsed := min(time.Since(start), total)
 		if due := int64(p.share.Rate*elapsed.Seconds()) - issued; due > 0 {
 			batch := make(map[session.Executor][]uint64)
@@ -141,3 +142,7 @@ func groupByExecutor(hs []session.Handle) map[session.Executor][]uint64 {
 	}
 	return m
 }
+
+// echoQuota reports whether Messages bounds the echoes (the echo scenario;
+// in the soak, Messages counts the room's messages).
+func (p *part) echoQuota() bool { return p.cfg.Scenario == Echo && p.cfg.Messages > 0 }

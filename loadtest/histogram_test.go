@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -68,14 +69,14 @@ func TestParseSrc(t *testing.T) {
 }
 
 func TestPlanShares(t *testing.T) {
-	cfg := &Config{Scenario: Broadcast, Conns: 10, Messages: 5, Rate: 4, Publish: PublishSelf}
+	cfg := &Config{Scenario: Broadcast, Conns: 10, Messages: 5, Rate: 4, Publish: PublishSelf, Publishers: 3}
 	src := []string{"a", "b", "c"}
 	s := planShares(cfg, 2, src)
 	if s[0].Conns+s[1].Conns != 10 || s[1].Offset != s[0].Conns {
 		t.Errorf("conns %d+%d offset %d", s[0].Conns, s[1].Conns, s[1].Offset)
 	}
-	if !s[0].Publisher || s[1].Publisher {
-		t.Error("publisher should be process 0 only")
+	if fmt.Sprint(s[0].Publishers, s[1].Publishers) != "[0 2] [1]" {
+		t.Errorf("publishers %v and %v, want [0 2] and [1]: publisher k in process k mod 2", s[0].Publishers, s[1].Publishers)
 	}
 	if len(s[0].Src) != 2 || len(s[1].Src) != 1 || s[1].Src[0] != "b" {
 		t.Errorf("src %v %v", s[0].Src, s[1].Src)

@@ -15,15 +15,18 @@ import (
 
 // shareSpec is one process's share of a run.
 type shareSpec struct {
-	Index     int      `json:"index"`     // process number, 0..Procs-1
-	Procs     int      `json:"procs"`     // processes in the run
-	Conns     int      `json:"conns"`     // connections this process opens (not churn: its Rate says)
-	Offset    int      `json:"offset"`    // global number of its first connection
-	Messages  int      `json:"messages"`  // echo: its share of Config.Messages
-	Rate      float64  `json:"rate"`      // its share of Config.Rate (broadcast: the whole rate, publisher only)
-	Ramp      float64  `json:"ramp"`      // its share of Config.Ramp
-	Src       []string `json:"src"`       // source addresses it binds to
-	Publisher bool     `json:"publisher"` // broadcast: it opens the publisher connection
+	Index      int      `json:"index"`      // process number, 0..Procs-1
+	Procs      int      `json:"procs"`      // processes in the run
+	Conns      int      `json:"conns"`      // connections this process opens (not churn: its Rate says)
+	Offset     int      `json:"offset"`     // global number of its first connection
+	Messages   int      `json:"messages"`   // echo: its share of Config.Messages
+	Rate       float64  `json:"rate"`       // its share of Config.Rate (broadcast: the whole rate, publisher only)
+	Ramp       float64  `json:"ramp"`       // its share of Config.Ramp
+	Src        []string `json:"src"`        // source addresses it binds to
+	Publishers []int    `json:"publishers"` // broadcast, sse, soak: the publishers it runs (global numbers)
+	Subs       int      `json:"subs"`       // soak: its room subscribers (part of Conns)
+	Slow       int      `json:"slow"`       // soak: its slow readers (part of Conns)
+	Churn      float64  `json:"churn"`      // soak: its share of the churn rate
 }
 
 // Phases of a part.
@@ -40,30 +43,32 @@ const (
 type part struct {
 	cfg   *Config
 	share shareSpec
-	tgt   target
-	pub   target
 	src   []net.IP
 
-	d      *loop.Dialer
-	req    *session.ClientRequest
-	pubReq *session.ClientRequest
-	base   time.Time // origin of the process clock
+	tgts []endpoint // connection i goes to tgts[i mod n]
+	pubs []endpoint // publisher k goes to pubs[k mod n]
+	d    *loop.Dialer
+	base time.Time // origin of the process clock
 
 	phase    atomic.Int32
 	stopping atomic.Bool // echo: send nothing more
 
 	attempted, opened, resolved, active atomic.Int64
+	compressed                          atomic.Int64
 	failed, dropped                     [numCauses]atomic.Int64
 	closedClean                         atomic.Int64
 	sent, received, bytesSent, bytesRcv atomic.Int64
 	sendErrors, mismatched              atomic.Int64
 	delivered, duplicates, gaps         atomic.Int64
-	corrupt, foreign                    atomic.Int64
+	corrupt, foreign, reordered         atomic.Int64
+	published, echoed, heartbeats       atomic.Int64
+	warmed, subsOpen, slowOpen          atomic.Int64 // warm-up probes first heard per (subscriber, publisher); subscribers and slow readers open
 	quota                               atomic.Int64 // echo: messages left to send when Messages bounds the run
 	firstDial, lastOpen                 atomic.Int64 // process clock
 	trafficUnix                         atomic.Int64 // wall clock at traffic start, Unix ns
 
 	heldAtStart, heldAtEnd   int64
+	subsAtStart              int64 // soak: room subscribers open when the traffic started
 	rcvAtStart, bytesAtStart int64 // received before the traffic (setup, a chat's join notices)
 	rcvTraffic, bytesTraffic int64 // received during the traffic
 	trafficSecs              float64
@@ -76,7 +81,13 @@ type part struct {
 	noteSeen  map[string]bool
 	handlesMu sync.Mutex
 	handles   []session.Handle // echo: open connections, for the sender
-	pubH      atomic.Pointer[session.Handle]
+	pubMu     sync.Mutex
+	pubHs     map[int]session.Handle // this process's open publishers, by global number
+	track     *tracker               // self-published broadcasts, per subscriber and publisher
+
+	streamsMu sync.Mutex
+	streams   []net.Conn     // sse connections and soak slow readers, closed at teardown
+	streamWG  sync.WaitGroup // sse reader goroutines
 
 	tokenPrefix      []byte
 	stampKey, seqKey []byte
@@ -100,20 +111,24 @@ type conn struct {
 const (
 	fOpen      uint8 = 1 << iota // OnOpen ran
 	fByUs                        // the generator closed it
-	fPublisher                   // broadcast: the publisher connection
+	fPublisher                   // a publisher connection (a: its number)
 	fSeqSeen                     // broadcast from the server: a sequence number was seen
+	fChurn                       // closed as soon as it is open
+	fSub                         // a broadcast subscriber (b: its index in the tracker)
 )
 
 func newPart(cfg *Config, share shareSpec) (*part, error) {
-	tgt, err := resolveURL(cfg.URL)
+	tgts, err := resolveEndpoints(cfg.URL, cfg.Origin)
 	if err != nil {
 		return nil, err
 	}
-	pub, err := resolveURL(cfg.PublishURL)
-	if err != nil {
-		return nil, err
+	var pubs []endpoint
+	if cfg.PublishURL != "" {
+		if pubs, err = resolveEndpoints(cfg.PublishURL, cfg.Origin); err != nil {
+			return nil, err
+		}
 	}
-	p := &part{cfg: cfg, share: share, tgt: tgt, pub: pub, base: time.Now(),
+	p := &part{cfg: cfg, share: share, tgts: tgts, pubs: pubs, base: time.Now(), pubHs: map[int]session.Handle{},
 		hs: newRecorder(), lat: newRecorder(), noteSeen: map[string]bool{}}
 	for _, s := range share.Src {
 		ip := net.ParseIP(s)
@@ -122,8 +137,13 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 		}
 		p.src = append(p.src, ip)
 	}
-	p.req = &session.ClientRequest{Host: tgt.host, Path: tgt.path, Origin: cfg.Origin}
-	p.pubReq = &session.ClientRequest{Host: pub.host, Path: pub.path, Origin: cfg.Origin}
+	if cfg.Publish == PublishSelf && (cfg.Scenario == Broadcast || cfg.Scenario == SSE || cfg.Scenario == Soak) {
+		subs := share.Conns
+		if cfg.Scenario == Soak {
+			subs = share.Subs
+		}
+		p.track = newTracker(subs, cfg.Publishers, cfg.Messages)
+	}
 	p.tokenPrefix = tokenPrefix(cfg.RunID)
 	p.stampKey = []byte(`"` + cfg.StampField + `"`)
 	p.seqKey = []byte(`"` + cfg.SeqField + `"`)
@@ -154,6 +174,7 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 		Session: session.Config{
 			MaxMessage:   maxMsg,
 			PingInterval: ping,
+			Compression:  compression(cfg.Compress),
 		},
 	})
 	if err != nil {
@@ -163,6 +184,15 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 }
 
 func (p *part) clock() int64 { return int64(time.Since(p.base)) }
+
+// compression is the connections' permessage-deflate offer: every message
+// the generator sends is worth compressing in a compression run.
+func compression(on bool) *session.Compression {
+	if !on {
+		return nil
+	}
+	return &session.Compression{Threshold: -1}
+}
 
 // note keeps the first occurrence of each kind of failure, with its detail.
 func (p *part) note(kind, format string, a ...any) {
@@ -184,17 +214,23 @@ func (x *conn) OnOpen(c *session.Conn) {
 	x.flags |= fOpen
 	c.SetValue(x)
 	p.opened.Add(1)
+	if c.Compressed() {
+		p.compressed.Add(1)
+	}
 	p.resolved.Add(1)
 	p.active.Add(1)
 	p.lastOpen.Store(now)
 	switch {
 	case x.flags&fPublisher != 0:
-		h := c.Handle()
-		p.pubH.Store(&h)
-	case p.cfg.Scenario == Churn:
+		p.pubMu.Lock()
+		p.pubHs[int(x.a)] = c.Handle()
+		p.pubMu.Unlock()
+	case p.cfg.Scenario == Churn || x.flags&fChurn != 0:
 		x.flags |= fByUs
 		_ = c.Close(session.StatusNormal, "wsload churn")
-	case p.cfg.Scenario == Echo:
+	case x.flags&fSub != 0:
+		p.subsOpen.Add(1)
+	case p.cfg.Scenario == Echo || p.cfg.Scenario == Soak:
 		p.handlesMu.Lock()
 		p.handles = append(p.handles, c.Handle())
 		p.handlesMu.Unlock()
@@ -205,13 +241,12 @@ func (x *conn) OnMessage(c *session.Conn, op session.Opcode, payload []byte) {
 	p := x.p
 	p.received.Add(1)
 	p.bytesRcv.Add(int64(len(payload)))
-	switch p.cfg.Scenario {
-	case Echo:
+	switch {
+	case x.flags&fPublisher != 0: // a chat room's publisher hears the room too
+	case x.flags&fSub != 0 || p.cfg.Scenario == Broadcast:
+		p.onBroadcast(x, payload)
+	case p.cfg.Scenario == Echo || p.cfg.Scenario == Soak && x.flags&fChurn == 0:
 		p.onEcho(x, c, op, payload)
-	case Broadcast:
-		if x.flags&fPublisher == 0 {
-			p.onBroadcast(x, payload)
-		}
 	default:
 		p.foreign.Add(1)
 	}
@@ -227,6 +262,9 @@ func (x *conn) OnClose(c *session.Conn, code session.StatusCode, reason string, 
 		return
 	}
 	p.active.Add(-1)
+	if x.flags&fSub != 0 {
+		p.subsOpen.Add(-1)
+	}
 	if x.flags&fByUs != 0 {
 		if err == nil && (code == session.StatusNormal || code == session.StatusNoStatus) {
 			p.closedClean.Add(1)
@@ -247,15 +285,22 @@ func (x *conn) OnClose(c *session.Conn, code session.StatusCode, reason string, 
 
 // ---- dialing ----
 
-func (p *part) dial(x *conn, raddr *net.TCPAddr, r *session.ClientRequest) {
-	var src net.IP
-	if len(p.src) > 0 {
-		src = p.src[int(x.id)%len(p.src)]
+// srcFor is the source address of connection id.
+func (p *part) srcFor(id uint32) net.IP {
+	if len(p.src) == 0 {
+		return nil
 	}
+	return p.src[int(id)%len(p.src)]
+}
+
+// target is the endpoint of connection id.
+func (p *part) target(id uint32) endpoint { return p.tgts[int(id)%len(p.tgts)] }
+
+func (p *part) dial(x *conn, ep endpoint) {
 	x.start = p.clock()
 	p.firstDial.CompareAndSwap(0, x.start)
 	p.attempted.Add(1)
-	if err := p.d.Dial(raddr, src, r, x); err != nil {
+	if err := p.d.Dial(ep.raddr, p.srcFor(x.id), ep.req, x); err != nil {
 		cs := classify(err)
 		p.failed[cs].Add(1)
 		p.resolved.Add(1)
@@ -263,10 +308,11 @@ func (p *part) dial(x *conn, raddr *net.TCPAddr, r *session.ClientRequest) {
 	}
 }
 
-// dialN opens connections offset..offset+n-1 at rate per second (0: as fast
-// as InFlight allows) until n are started, deadline passes or ctx ends, and
-// waits for the connects in flight. It returns how many were started.
-func (p *part) dialN(ctx context.Context, n int, rate float64, deadline time.Time, mk func(i int) *conn) int {
+// dialN starts connects 0..n-1 (start(i) begins connect i) at rate per
+// second (0: as fast as InFlight allows) until n are started, deadline
+// passes or ctx ends, and waits for the connects in flight. It returns how
+// many were started.
+func (p *part) dialN(ctx context.Context, n int, rate float64, deadline time.Time, begin func(i int)) int {
 	start := time.Now()
 	i := 0
 	for i < n && ctx.Err() == nil && time.Now().Before(deadline) {
@@ -275,7 +321,7 @@ func (p *part) dialN(ctx context.Context, n int, rate float64, deadline time.Tim
 			allowed = min(n, int(rate*time.Since(start).Seconds())+1)
 		}
 		for i < allowed && p.attempted.Load()-p.resolved.Load() < int64(p.cfg.InFlight) {
-			p.dial(mk(i), p.tgt.raddr, p.req)
+			begin(i)
 			i++
 		}
 		sleepCtx(ctx, time.Millisecond)
@@ -321,6 +367,16 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 func (p *part) newConn(i int) *conn { return &conn{p: p, id: uint32(p.share.Offset + i)} }
 
+// dialConn starts connection i of the share to its endpoint; broadcast
+// subscribers get their tracker slot.
+func (p *part) dialConn(i int) {
+	x := p.newConn(i)
+	if p.cfg.Scenario == Broadcast && p.track != nil {
+		x.flags, x.b = fSub, uint32(i)
+	}
+	p.dial(x, p.target(x.id))
+}
+
 // setupBudget bounds the setup phase of a share.
 func setupBudget(cfg *Config, s *shareSpec) time.Duration {
 	d := 3*cfg.ConnectTimeout + 10*time.Second
@@ -342,13 +398,28 @@ func (p *part) setup(ctx context.Context) error {
 		return nil // their connects are the traffic
 	}
 	deadline := time.Now().Add(setupBudget(p.cfg, &p.share))
-	p.dialN(ctx, p.share.Conns, p.share.Ramp, deadline, p.newConn)
-	if p.share.Publisher && p.cfg.Publish == PublishSelf {
-		x := &conn{p: p, id: uint32(1<<31 - 1), flags: fPublisher}
-		p.dial(x, p.pub.raddr, p.pubReq)
+	switch p.cfg.Scenario {
+	case SSE:
+		p.dialN(ctx, p.share.Conns, p.share.Ramp, deadline, p.dialSSE)
+	case Soak:
+		p.soakSetup(ctx, deadline)
+	default:
+		p.dialN(ctx, p.share.Conns, p.share.Ramp, deadline, p.dialConn)
+	}
+	if p.cfg.Publish == PublishSelf && len(p.share.Publishers) > 0 {
+		for _, k := range p.share.Publishers {
+			x := &conn{p: p, id: uint32(1<<31 - 1 - k), a: uint32(k), flags: fPublisher}
+			p.dial(x, p.pubs[k%len(p.pubs)])
+		}
 		p.waitResolved(ctx)
-		if p.pubH.Load() == nil {
-			return fmt.Errorf("the publisher connection to %s did not open (see the connect failures)", p.cfg.PublishURL)
+		p.pubMu.Lock()
+		n := len(p.pubHs)
+		p.pubMu.Unlock()
+		if n < len(p.share.Publishers) {
+			return fmt.Errorf("%d of %d publisher connections to %s did not open (see the connect failures)", len(p.share.Publishers)-n, len(p.share.Publishers), p.cfg.PublishURL)
+		}
+		if p.cfg.crossChecked() {
+			go p.probe(ctx)
 		}
 	}
 	return ctx.Err()
@@ -357,11 +428,8 @@ func (p *part) setup(ctx context.Context) error {
 // traffic runs the scenario; it returns when its traffic is over, with the
 // connections still held.
 func (p *part) traffic(ctx context.Context) error {
-	held := p.active.Load()
-	if p.pubH.Load() != nil {
-		held--
-	}
-	p.heldAtStart = held
+	p.heldAtStart = p.active.Load() - int64(p.openPublishers())
+	p.subsAtStart = p.subsOpen.Load()
 	p.rcvAtStart, p.bytesAtStart = p.received.Load(), p.bytesRcv.Load()
 	p.trafficUnix.Store(time.Now().UnixNano())
 	p.phase.Store(phaseTraffic)
@@ -369,24 +437,23 @@ func (p *part) traffic(ctx context.Context) error {
 	var err error
 	switch p.cfg.Scenario {
 	case Connect:
-		p.dialN(ctx, p.share.Conns, p.share.Rate, start.Add(p.cfg.Duration), p.newConn)
+		p.dialN(ctx, p.share.Conns, p.share.Rate, start.Add(p.cfg.Duration), p.dialConn)
 	case Idle:
 		sleepCtx(ctx, p.cfg.Duration)
 	case Echo:
 		err = p.echoTraffic(ctx, start)
-	case Broadcast:
+	case Broadcast, SSE:
 		err = p.broadcastTraffic(ctx, start)
 	case Churn:
 		n := int(p.share.Rate * p.cfg.Duration.Seconds())
-		p.dialN(ctx, n, p.share.Rate, start.Add(p.cfg.Duration), p.newConn)
+		p.dialN(ctx, n, p.share.Rate, start.Add(p.cfg.Duration), p.dialConn)
 		p.drain(ctx, start, func() bool { return p.active.Load() == 0 }, p.closedClean.Load)
+	case Soak:
+		err = p.soakTraffic(ctx, start)
 	}
 	p.trafficSecs = time.Since(start).Seconds()
 	p.rcvTraffic, p.bytesTraffic = p.received.Load()-p.rcvAtStart, p.bytesRcv.Load()-p.bytesAtStart
-	p.heldAtEnd = p.active.Load()
-	if p.pubH.Load() != nil {
-		p.heldAtEnd--
-	}
+	p.heldAtEnd = p.active.Load() - int64(p.openPublishers())
 	p.phase.Store(phaseHeld)
 	if rss, rerr := readRSS(os.Getpid()); rerr == nil {
 		p.rss = rss
@@ -403,10 +470,12 @@ func (p *part) finish() *partResult {
 	if err := p.d.Close(); err != nil {
 		p.note("dialer close", "%v", err)
 	}
+	p.closeStreams()
 	r := &partResult{
 		Counts: Counts{
 			Attempted:     p.attempted.Load(),
 			Opened:        p.opened.Load(),
+			Compressed:    p.compressed.Load(),
 			HeldAtStart:   p.heldAtStart,
 			HeldAtEnd:     p.heldAtEnd,
 			ClosedClean:   p.closedClean.Load(),
@@ -421,6 +490,11 @@ func (p *part) finish() *partResult {
 			Gaps:          p.gaps.Load(),
 			Corrupt:       p.corrupt.Load(),
 			Foreign:       p.foreign.Load(),
+			Reordered:     p.reordered.Load(),
+			Published:     p.published.Load(),
+			Heartbeats:    p.heartbeats.Load(),
+			SlowReaders:   p.slowOpen.Load(),
+			Subscribers:   p.subsAtStart,
 		},
 		Handshake:    p.hs.snapshot(),
 		Latency:      p.lat.snapshot(),
@@ -429,8 +503,11 @@ func (p *part) finish() *partResult {
 		TrafficMsgs:  p.rcvTraffic,
 		TrafficBytes: p.bytesTraffic,
 	}
-	if p.cfg.Scenario == Echo {
+	switch p.cfg.Scenario {
+	case Echo:
 		r.Missing = max(0, r.Sent-r.Received)
+	case Soak:
+		r.Missing = max(0, r.Sent-p.echoed.Load())
 	}
 	for i := range numCauses {
 		if n := p.failed[i].Load(); n > 0 {
@@ -456,6 +533,8 @@ type progress struct {
 	Received int64 `json:"received"`
 	Errors   int64 `json:"errors"`
 	P99      int64 `json:"p99_us"`
+	Warmed   int64 `json:"warmed,omitempty"` // warm-up: (subscriber, publisher) pairs heard
+	Subs     int64 `json:"subs,omitempty"`   // subscribers open
 }
 
 func (p *part) progress() progress {
@@ -463,10 +542,43 @@ func (p *part) progress() progress {
 	for i := range numCauses {
 		errs += p.failed[i].Load() + p.dropped[i].Load()
 	}
-	errs += p.mismatched.Load() + p.corrupt.Load() + p.duplicates.Load() + p.gaps.Load() + p.sendErrors.Load()
+	errs += p.mismatched.Load() + p.corrupt.Load() + p.duplicates.Load() + p.gaps.Load() + p.sendErrors.Load() + p.reordered.Load()
 	p99, n := p.lat.quantile(99)
 	if n == 0 {
 		p99, _ = p.hs.quantile(99)
 	}
-	return progress{Active: p.active.Load(), Opened: p.opened.Load(), Received: p.received.Load(), Errors: errs, P99: p99}
+	return progress{Active: p.active.Load(), Opened: p.opened.Load(), Received: p.received.Load(), Errors: errs, P99: p99,
+		Warmed: p.warmed.Load(), Subs: p.subsOpen.Load()}
+}
+
+// openPublishers is the number of this process's publishers that are open.
+func (p *part) openPublishers() int {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	return len(p.pubHs)
+}
+
+// keepStream registers an sse connection or slow reader for teardown;
+// false: teardown has begun, and c is closed.
+func (p *part) keepStream(c net.Conn) bool {
+	p.streamsMu.Lock()
+	defer p.streamsMu.Unlock()
+	if p.phase.Load() == phaseTeardown {
+		c.Close()
+		return false
+	}
+	p.streams = append(p.streams, c)
+	return true
+}
+
+// closeStreams closes the sse connections and slow readers and waits for
+// the sse readers.
+func (p *part) closeStreams() {
+	p.streamsMu.Lock()
+	for _, c := range p.streams {
+		c.Close()
+	}
+	p.streams = nil
+	p.streamsMu.Unlock()
+	p.streamWG.Wait()
 }

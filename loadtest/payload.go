@@ -158,7 +158,8 @@ func checkEcho(p []byte, text bool, size int, id, seq uint64) (ts int64, bad str
 // characters that survive being wrapped by a chat server (quoted in JSON,
 // prefixed with a user name...):
 //
-//	wsload:<run id>:<sequence number>:<send time, Unix nanoseconds>
+//	wsload:<run id>:<sequence number>:<send time, Unix nanoseconds>[:p<publisher>]
+//	wsload:<run id>:w<publisher>    (a warm-up probe)
 //
 // Subscribers look for "wsload:<run id>:" anywhere in what they receive.
 
@@ -173,24 +174,66 @@ func appendToken(dst []byte, runID string, seq uint64, unixNano int64) []byte {
 	return strconv.AppendInt(dst, unixNano, 10)
 }
 
+// appendPubToken is appendToken for publisher pub of several.
+func appendPubToken(dst []byte, runID string, pub int, seq uint64, unixNano int64) []byte {
+	dst = append(appendToken(dst, runID, seq, unixNano), ":p"...)
+	return strconv.AppendInt(dst, int64(pub), 10)
+}
+
+// appendProbe appends publisher pub's warm-up probe.
+func appendProbe(dst []byte, runID string, pub int) []byte {
+	dst = append(append(append(dst, "wsload:"...), runID...), ":w"...)
+	return strconv.AppendInt(dst, int64(pub), 10)
+}
+
 // parseToken finds the token of run prefix in p. found is false when p
 // carries none (another client's chat message); ok is false when it carries
 // a damaged one.
 func parseToken(p, prefix []byte) (seq uint64, unixNano int64, found, ok bool) {
+	t := parseAnyToken(p, prefix)
+	return t.seq, t.unixNano, t.found, t.ok && !t.probe
+}
+
+// token is a parsed token.
+type token struct {
+	pub       int // publisher (0 without the :p suffix)
+	seq       uint64
+	unixNano  int64
+	probe     bool // a warm-up probe: only pub is set
+	found, ok bool
+}
+
+// parseAnyToken parses a message token or a warm-up probe.
+func parseAnyToken(p, prefix []byte) (t token) {
 	i := bytes.Index(p, prefix)
 	if i < 0 {
-		return 0, 0, false, false
+		return t
 	}
+	t.found = true
 	p = p[i+len(prefix):]
+	if len(p) > 0 && p[0] == 'w' {
+		pub, _, ok := parseUint(p[1:])
+		t.probe, t.pub, t.ok = true, int(pub), ok && pub < 1<<20
+		return t
+	}
 	seq, p, ok1 := parseUint(p)
 	if !ok1 || len(p) == 0 || p[0] != ':' {
-		return 0, 0, true, false
+		return t
 	}
-	t, _, ok2 := parseUint(p[1:])
+	ns, p, ok2 := parseUint(p[1:])
 	if !ok2 {
-		return 0, 0, true, false
+		return t
 	}
-	return seq, int64(t), true, true
+	t.seq, t.unixNano, t.ok = seq, int64(ns), true
+	if len(p) >= 2 && p[0] == ':' && p[1] == 'p' {
+		pub, _, ok := parseUint(p[2:])
+		if !ok || pub >= 1<<20 {
+			t.ok = false
+			return t
+		}
+		t.pub = int(pub)
+	}
+	return t
 }
 
 func parseUint(p []byte) (v uint64, rest []byte, ok bool) {

@@ -11,9 +11,12 @@ import (
 // Counts are the event counters of a run; a process reports its own and the
 // parent adds them up.
 type Counts struct {
-	Attempted int64            `json:"attempted"`        // connects started
-	Opened    int64            `json:"opened"`           // handshakes completed
-	Failed    map[string]int64 `json:"failed,omitempty"` // connects that did not open, by cause
+	Attempted int64 `json:"attempted"` // connects started
+	Opened    int64 `json:"opened"`    // handshakes completed
+	// Compressed are the opened connections that negotiated
+	// permessage-deflate (Config.Compress).
+	Compressed int64            `json:"compressed,omitempty"`
+	Failed     map[string]int64 `json:"failed,omitempty"` // connects that did not open, by cause
 	// Dropped are open connections the server closed (or lost) when the
 	// generator had not asked, by cause.
 	Dropped map[string]int64 `json:"dropped,omitempty"`
@@ -35,15 +38,27 @@ type Counts struct {
 	Missing    int64 `json:"missing,omitempty"`    // echoes that never came back
 
 	Delivered  int64 `json:"delivered,omitempty"`  // broadcast messages received, once each, intact
-	Duplicates int64 `json:"duplicates,omitempty"` // broadcast messages received again or out of order
+	Duplicates int64 `json:"duplicates,omitempty"` // broadcast messages received again (server messages: or out of order)
 	Gaps       int64 `json:"gaps,omitempty"`       // server-originated messages skipped in their sequence
 	Corrupt    int64 `json:"corrupt,omitempty"`    // broadcast messages whose token or time did not parse
 	Foreign    int64 `json:"foreign,omitempty"`    // messages that were not this run's (other chat users)
+	// Reordered are self-published broadcasts received after a later one
+	// of the same publisher (counted in Delivered too).
+	Reordered  int64 `json:"reordered,omitempty"`
+	Published  int64 `json:"published,omitempty"`  // soak: room messages published (Sent counts echoes)
+	Heartbeats int64 `json:"heartbeats,omitempty"` // sse: comment lines (keep-alives) received
+	// SlowReaders are soak connections that completed their handshake and
+	// then never read.
+	SlowReaders int64 `json:"slow_readers,omitempty"`
+	// Subscribers are the soak's room subscribers open when the traffic
+	// started: the room's deliveries due are Published times them.
+	Subscribers int64 `json:"subscribers,omitempty"`
 }
 
 func (c *Counts) add(o *Counts) {
 	c.Attempted += o.Attempted
 	c.Opened += o.Opened
+	c.Compressed += o.Compressed
 	c.Failed = addMap(c.Failed, o.Failed)
 	c.Dropped = addMap(c.Dropped, o.Dropped)
 	c.HeldAtStart += o.HeldAtStart
@@ -61,6 +76,11 @@ func (c *Counts) add(o *Counts) {
 	c.Gaps += o.Gaps
 	c.Corrupt += o.Corrupt
 	c.Foreign += o.Foreign
+	c.Reordered += o.Reordered
+	c.Published += o.Published
+	c.Heartbeats += o.Heartbeats
+	c.SlowReaders += o.SlowReaders
+	c.Subscribers += o.Subscribers
 }
 
 func addMap(dst, src map[string]int64) map[string]int64 {
@@ -140,6 +160,9 @@ type Report struct {
 	GeneratorRSS        int64   `json:"generator_rss"`
 	GeneratorRSSPerProc []int64 `json:"generator_rss_per_proc"`
 
+	// Soak is the soak scenario's server figures, before, at peak and after.
+	Soak *SoakReport `json:"soak,omitempty"`
+
 	ServerRSSBefore    int64   `json:"server_rss_before,omitempty"`
 	ServerRSSAfter     int64   `json:"server_rss_after,omitempty"`
 	ServerBytesPerConn float64 `json:"server_bytes_per_conn,omitempty"`
@@ -194,14 +217,17 @@ func (r *Report) merge(cfg *Config, parts []*partResult) error {
 		r.MessagesPerSec = float64(r.TrafficMsgs) / r.TrafficSeconds
 		r.MBPerSec = float64(trafficBytes) / 1e6 / r.TrafficSeconds
 	}
-	if r.Scenario == Broadcast {
-		if cfg.Publish == PublishSelf {
-			r.Expected = r.Sent * r.HeldAtStart
-			r.Lost = max(0, r.Expected-r.Delivered)
-		} else {
-			r.Expected = r.Delivered + r.Gaps
-			r.Lost = r.Gaps
-		}
+	switch {
+	case r.Scenario == Soak:
+		r.Expected = r.Published * r.Subscribers
+		r.Lost = max(0, r.Expected-r.Delivered)
+	case r.Scenario != Broadcast && r.Scenario != SSE:
+	case cfg.Publish == PublishSelf:
+		r.Expected = r.Sent * r.HeldAtStart
+		r.Lost = max(0, r.Expected-r.Delivered)
+	default:
+		r.Expected = r.Delivered + r.Gaps
+		r.Lost = r.Gaps
 	}
 	return nil
 }
@@ -224,25 +250,35 @@ func (r *Report) verify(cfg *Config) {
 	if r.Missing > 0 {
 		f("%d echoes never came back", r.Missing)
 	}
-	if r.Scenario == Broadcast {
+	if r.Scenario == Broadcast || r.Scenario == SSE || r.Scenario == Soak {
 		if r.Lost > 0 {
 			f("%d of %d broadcast deliveries lost", r.Lost, r.Expected)
 		}
-		if r.Duplicates > 0 {
+		if r.Duplicates > 0 && cfg.Publish == PublishSelf {
+			f("%d broadcast messages delivered twice", r.Duplicates)
+		}
+		if r.Duplicates > 0 && cfg.Publish == PublishServer {
 			f("%d broadcast messages delivered twice or out of order", r.Duplicates)
+		}
+		if r.Reordered > 0 {
+			f("%d broadcast messages arrived after a later one of the same publisher", r.Reordered)
 		}
 		if r.Corrupt > 0 {
 			f("%d broadcast messages with a damaged token or time field", r.Corrupt)
 		}
-		if cfg.Publish == PublishSelf && r.Sent < int64(cfg.Messages) {
-			f("published %d of %d messages", r.Sent, cfg.Messages)
+		if cfg.Publish == PublishSelf && r.Scenario != Soak && r.Sent < int64(cfg.Messages*cfg.Publishers) {
+			f("published %d of %d messages", r.Sent, cfg.Messages*cfg.Publishers)
 		}
 		if cfg.Publish == PublishServer && r.Delivered == 0 {
 			f("no server message carried a %q time field", cfg.StampField)
 		}
 	}
-	if r.Scenario != Connect && r.Scenario != Churn && r.HeldAtStart < int64(cfg.Conns) && sumMap(r.Failed) == 0 {
-		f("only %d of %d connections were open when the traffic started", r.HeldAtStart, cfg.Conns)
+	held := int64(cfg.Conns)
+	if r.Scenario == Soak {
+		held -= int64(cfg.Soak.SlowReaders) // not among the generator's event-loop connections
+	}
+	if r.Scenario != Connect && r.Scenario != Churn && r.HeldAtStart < held && sumMap(r.Failed) == 0 {
+		f("only %d of %d connections were open when the traffic started", r.HeldAtStart, held)
 	}
 }
 
@@ -255,6 +291,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("scenario   %s  %s  %s  procs %d  source addresses %d", r.Scenario, r.URL, what, r.Procs, r.Src)
 	p("connects   %d attempted, %d opened in %.2fs (%.0f/s); failed: %s", r.Attempted, r.Opened, r.RampSeconds, r.ConnectRate, orNone(fmtMap(r.Failed)))
+	if r.Compressed > 0 {
+		p("compressed %d of %d connections negotiated permessage-deflate", r.Compressed, r.Opened)
+	}
 	p("handshake  %s", r.Handshake)
 	p("held       %d at traffic start, %d at end; dropped by server: %s", r.HeldAtStart, r.HeldAtEnd, orNone(fmtMap(r.Dropped)))
 	if r.ClosedClean > 0 {
@@ -265,12 +304,19 @@ func (r *Report) WriteText(w io.Writer) {
 			r.Sent, r.Received, r.TrafficMsgs, r.TrafficSeconds, r.MessagesPerSec, r.MBPerSec)
 		p("latency    %s", r.Latency)
 	}
-	if r.Scenario == Echo {
+	if r.Scenario == Echo || r.Scenario == Soak {
 		p("verified   %d mismatched, %d missing, %d send errors", r.Mismatched, r.Missing, r.SendErrors)
 	}
-	if r.Scenario == Broadcast {
-		p("delivered  %d of %d expected, lost %d, duplicates %d, corrupt %d, gaps %d, other messages %d",
-			r.Delivered, r.Expected, r.Lost, r.Duplicates, r.Corrupt, r.Gaps, r.Foreign)
+	if r.Scenario == Broadcast || r.Scenario == SSE || r.Scenario == Soak {
+		p("delivered  %d of %d expected, lost %d, duplicates %d, reordered %d, corrupt %d, gaps %d, other messages %d",
+			r.Delivered, r.Expected, r.Lost, r.Duplicates, r.Reordered, r.Corrupt, r.Gaps, r.Foreign)
+	}
+	if r.Scenario == SSE {
+		p("sse        %d heartbeats (comment lines)", r.Heartbeats)
+	}
+	if r.Soak != nil {
+		p("soak       %d room subscribers, %d slow readers (never read), %d churned", r.Subscribers, r.SlowReaders, r.ClosedClean)
+		r.Soak.writeText(p)
 	}
 	p("generator  VmRSS %s max per process %v", fmtBytes(r.GeneratorRSS), fmtAll(r.GeneratorRSSPerProc))
 	if r.ServerRSSBefore > 0 {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,11 +36,43 @@ func readRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("process %d: no VmRSS line in /proc/%d/status", pid, pid)
 }
 
-// settledRSS samples pid's RSS every 500 ms until two samples in a row are
-// within 64 KiB of each other (the server has finished digesting the
-// traffic) or max has passed, and returns the last sample.
+// serverRSS is the RSS of the server: process pid and its children (the
+// workers of a wsloop -procs supervisor), summed.
+func serverRSS(pid int) (int64, error) {
+	var sum int64
+	for _, p := range withChildren(pid) {
+		n, err := readRSS(p)
+		if err != nil && p == pid {
+			return 0, err
+		}
+		sum += n // a child that has just exited counts nothing
+	}
+	return sum, nil
+}
+
+// withChildren returns pid and its children, from /proc/PID/task/*/children.
+func withChildren(pid int) []int {
+	out := []int{pid}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// settledRSS samples the server's RSS every 500 ms until two samples in a
+// row are within 64 KiB of each other (the server has finished digesting
+// the traffic) or max has passed, and returns the last sample.
 func settledRSS(ctx context.Context, pid int, max time.Duration) (int64, error) {
-	last, err := readRSS(pid)
+	last, err := serverRSS(pid)
 	if err != nil {
 		return 0, err
 	}
@@ -46,7 +80,7 @@ func settledRSS(ctx context.Context, pid int, max time.Duration) (int64, error) 
 	stable := 0
 	for time.Now().Before(end) && ctx.Err() == nil && stable < 2 {
 		sleepCtx(ctx, 500*time.Millisecond)
-		cur, err := readRSS(pid)
+		cur, err := serverRSS(pid)
 		if err != nil {
 			return 0, err
 		}

@@ -27,21 +27,27 @@ type runner interface {
 // something wrong (the report says what); any other error means the run
 // could not be carried out as asked.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
-	if err := cfg.defaults(); err != nil {
-		return nil, err
-	}
-	tgt, err := resolveURL(cfg.URL)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := resolveURL(cfg.PublishURL); err != nil {
-		return nil, err
+	if cfg.Scenario == Fuzz {
+		return runFuzzScenario(ctx, cfg)
 	}
 	if cfg.RunID == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		cfg.RunID = hex.EncodeToString(b[:])
 	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	tgts, err := resolveEndpoints(cfg.URL, cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PublishURL != "" {
+		if _, err := resolveEndpoints(cfg.PublishURL, cfg.Origin); err != nil {
+			return nil, err
+		}
+	}
+	tgt := tgts[0].target
 	perProc := socketsPerProc()
 	sockets := cfg.sockets()
 	procs := cfg.Procs
@@ -67,9 +73,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Size = cfg.Size
 	}
 	if cfg.ServerPID > 0 {
-		if rep.ServerRSSBefore, err = readRSS(cfg.ServerPID); err != nil {
+		if rep.ServerRSSBefore, err = serverRSS(cfg.ServerPID); err != nil {
 			return nil, fmt.Errorf("-server-pid: %w", err)
 		}
+	}
+	if cfg.Scenario == Soak {
+		base, err := sampleServer(ctx, &cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		if !base.HasProc && !base.HasVars {
+			return nil, fmt.Errorf("soak: nothing to check the server by: give -server-pid, or serve expvar at %s (wsloop -admin-addr ADDR, then -server-vars http://ADDR/debug/vars)", cfg.Soak.VarsURL)
+		}
+		rep.Soak = &SoakReport{Before: base, Peak: base, Tolerance: cfg.Soak.Tolerance}
 	}
 
 	runners := make([]runner, procs)
@@ -96,9 +112,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	cfg.Logger.Debug("setup", "scenario", cfg.Scenario, "conns", cfg.Conns, "procs", procs, "src", len(src))
 	setupErr := eachRunner(runners, func(_ int, r runner) error { return r.setup(ctx) })
+	if setupErr == nil && cfg.crossChecked() {
+		if err := warmUp(ctx, &cfg, runners); err != nil {
+			rep.Failures = append(rep.Failures, err.Error())
+		}
+	}
 	var trafficErr error
 	if setupErr == nil {
+		stopSampler := func() {}
+		if rep.Soak != nil {
+			stopSampler = sampleDuring(ctx, &cfg, rep.Soak)
+		}
 		trafficErr = eachRunner(runners, func(_ int, r runner) error { return r.traffic(ctx) })
+		stopSampler()
 		if cfg.ServerPID > 0 {
 			if rep.ServerRSSAfter, err = settledRSS(ctx, cfg.ServerPID, 10*time.Second); err != nil {
 				rep.Notes = append(rep.Notes, "server RSS after the traffic: "+err.Error())
@@ -115,6 +141,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := errors.Join(setupErr, trafficErr, finishErr); err != nil {
 		return nil, err
 	}
+	if rep.Soak != nil {
+		stopAll(runners) // the workers and their pipes are gone before the server is judged
+		rep.Soak.settle(ctx, &cfg, time.Now())
+	}
 	if err := rep.merge(&cfg, results); err != nil {
 		return nil, err
 	}
@@ -122,6 +152,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.ServerBytesPerConn = float64(rep.ServerRSSAfter-rep.ServerRSSBefore) / float64(rep.HeldAtEnd)
 	}
 	rep.verify(&cfg)
+	if rep.Soak != nil {
+		rep.Failures = append(rep.Failures, rep.Soak.Failures...)
+	}
 	if !rep.Passed() {
 		return rep, &VerificationError{Failures: rep.Failures}
 	}
@@ -146,9 +179,20 @@ func planShares(cfg *Config, procs int, src []string) []shareSpec {
 		s.Messages, _ = split(cfg.Messages, i)
 		s.Rate = cfg.Rate / float64(procs)
 		s.Ramp = cfg.Ramp / float64(procs)
-		if cfg.Scenario == Broadcast {
-			s.Rate = cfg.Rate
-			s.Publisher = i == 0 && cfg.Publish == PublishSelf
+		if cfg.Scenario == Broadcast || cfg.Scenario == SSE {
+			s.Rate = cfg.Rate // each publisher's rate (soak: Rate is the echoes', shared)
+		}
+		if cfg.Scenario == Broadcast || cfg.Scenario == SSE || cfg.Scenario == Soak {
+			if cfg.Publish == PublishSelf {
+				for k := i; k < cfg.Publishers; k += procs {
+					s.Publishers = append(s.Publishers, k)
+				}
+			}
+		}
+		if cfg.Scenario == Soak {
+			s.Subs, _ = split(cfg.Soak.Subscribers, i)
+			s.Slow, _ = split(cfg.Soak.SlowReaders, i)
+			s.Churn = cfg.Soak.ChurnRate / float64(procs)
 		}
 		if len(src) >= procs {
 			for j := i; j < len(src); j += procs {
@@ -193,4 +237,63 @@ func (l localRunner) progress() progress                { return l.p.progress() 
 func (l localRunner) stop()                             { _ = l.p.d.Close() }
 func (l localRunner) finish(context.Context) (*partResult, error) {
 	return l.p.finish(), nil
+}
+
+// warmUp waits until every subscriber has heard a probe from every
+// publisher (the rooms span the processes behind the URLs), at most WarmUp.
+func warmUp(ctx context.Context, cfg *Config, runners []runner) error {
+	end := time.Now().Add(cfg.WarmUp)
+	var warmed, want int64
+	for {
+		warmed, want = 0, 0
+		for _, r := range runners {
+			pr := r.progress()
+			warmed += pr.Warmed
+			want += pr.Subs * int64(cfg.Publishers)
+		}
+		if want > 0 && warmed >= want {
+			return nil
+		}
+		if !time.Now().Before(end) || ctx.Err() != nil {
+			break
+		}
+		sleepCtx(ctx, 50*time.Millisecond)
+	}
+	return fmt.Errorf("warm-up: after %v, subscribers had heard %d of %d (subscriber, publisher) pairs: messages do not cross between the servers behind the URLs", cfg.WarmUp, warmed, want)
+}
+
+// sampleDuring samples the server every 5 s during the soak's traffic,
+// keeping the peak, until the returned function is called.
+func sampleDuring(ctx context.Context, cfg *Config, r *SoakReport) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		if s, err := sampleServer(ctx, cfg, false); err == nil { // every connection is up now
+			r.Peak = peakOf(r.Peak, s)
+		}
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s, err := sampleServer(ctx, cfg, false); err == nil {
+					r.Peak = peakOf(r.Peak, s)
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+			if s, err := sampleServer(ctx, cfg, false); err == nil { // the traffic's end, connections still held
+				r.Peak = peakOf(r.Peak, s)
+			}
+		})
+	}
 }

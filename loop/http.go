@@ -2,45 +2,56 @@ package loop
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/wsloop/wsloop/session"
 )
 
-// maxHTTPBody caps a buffered plain-HTTP response body; a handler that
-// writes more gets a 500 instead (the loops hold whole responses in memory).
-// A variable so that tests can lower it.
-var maxHTTPBody = 32 << 20
+// The bridge from a loop to a net/http Handler (Options.HTTP). The handler
+// runs on its own goroutine with a ResponseWriter that buffers up to
+// streamThreshold; a response that fits is sent whole with Content-Length,
+// a larger one (or one the handler flushes, such as an event stream) is
+// streamed: chunked on HTTP/1.1, delimited by the close on HTTP/1.0. A
+// streamed response waits while the connection holds HighWater unsent
+// bytes, so memory follows what the client reads, never the response's
+// size. HTTP/1.1 keep-alive is honoured.
 
-// serveHTTP is the session.HTTPFunc of every Server: the bridge from a
-// loop to a net/http Handler. The handler runs on its own goroutine with a
-// buffering ResponseWriter; the complete response goes back to the loop
-// through the connection's Handle.
+// streamThreshold is the most of a response body the bridge buffers before
+// it streams.
+const streamThreshold = 64 << 10
+
+// serveHTTP is the session.HTTPFunc of every Server.
 func (s *Server) serveHTTP(c *session.Conn, r *session.Request) {
+	keep := r.KeepAlive()
 	req, err := r.HTTPRequest()
 	if err != nil {
-		_ = c.WriteHTTP(textResponse(http.StatusBadRequest, "400 bad request\n", false))
+		_ = c.WriteHTTP(textResponse(http.StatusBadRequest, "400 bad request\n", false, false))
+		_ = c.EndHTTP(false)
 		return
 	}
 	if s.opts.HTTP == nil {
 		// The default answers are tiny and need no goroutine.
 		head := req.Method == http.MethodHead
 		if req.URL.Path == "/healthz" {
-			_ = c.WriteHTTP(textResponse(http.StatusOK, "ok", head))
+			_ = c.WriteHTTP(textResponse(http.StatusOK, "ok", head, keep))
 		} else {
-			_ = c.WriteHTTP(textResponse(http.StatusNotFound, "404 page not found\n", head))
+			_ = c.WriteHTTP(textResponse(http.StatusNotFound, "404 page not found\n", head, keep))
 		}
+		_ = c.EndHTTP(keep)
 		return
 	}
-	hd := c.Handle()
-	if ts, ok := hd.Executor().(interface {
+	w := &responseWriter{hd: c.Handle(), header: make(http.Header), keep: keep,
+		http10: req.ProtoMinor == 0, head: req.Method == http.MethodHead, limit: s.cfg.HighWater}
+	if ts, ok := w.hd.Executor().(interface {
 		TLSState(uint64) (tls.ConnectionState, bool)
 	}); ok {
-		if st, ok := ts.TLSState(hd.ID()); ok {
+		if st, ok := ts.TLSState(w.hd.ID()); ok {
 			req.TLS = &st // https: handlers see it as net/http shows it
 		}
 	}
@@ -48,82 +59,200 @@ func (s *Server) serveHTTP(c *session.Conn, r *session.Request) {
 	s.httpWG.Add(1)
 	go func() {
 		defer s.httpWG.Done()
-		resp := s.runHandler(req)
-		_ = hd.Do(func(c *session.Conn) { _ = c.WriteHTTP(resp) })
+		s.runHandler(w, req)
 	}()
 }
 
 // textResponse formats a plain-text response.
-func textResponse(status int, body string, head bool) []byte {
+func textResponse(status int, body string, head, keep bool) []byte {
 	h := http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
-	return formatResponse(nil, status, h, []byte(body), head)
+	return formatResponse(nil, status, h, []byte(body), head, keep)
 }
 
-// runHandler runs Options.HTTP on req and returns the complete response.
-func (s *Server) runHandler(req *http.Request) (resp []byte) {
-	w := &bufferedResponse{header: make(http.Header)}
+// runHandler runs Options.HTTP and sends what it answered.
+func (s *Server) runHandler(w *responseWriter, req *http.Request) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {
 				s.log.Error("http handler panicked", "path", req.URL.Path, "panic", fmt.Sprint(v))
 			}
-			resp = textResponse(http.StatusInternalServerError, "500 internal server error\n", false)
+			if !w.streaming {
+				w.finish(textResponse(http.StatusInternalServerError, "500 internal server error\n", false, false), false)
+				return
+			}
+			w.end(false) // a stream cut short: the client sees it end without its last chunk
 		}
 	}()
 	s.opts.HTTP.ServeHTTP(w, req)
-	if w.tooBig {
-		s.log.Error("http response body over the limit", "path", req.URL.Path, "limit", maxHTTPBody)
-		return textResponse(http.StatusInternalServerError, "500 response too large\n", false)
-	}
-	if w.status == 0 {
-		if req.Context().Err() != nil {
-			// Cancelled by Shutdown before it said anything.
-			return textResponse(http.StatusServiceUnavailable, "503 server shutting down\n", false)
+	switch {
+	case w.streaming:
+		w.end(true)
+	case w.status == 0 && req.Context().Err() != nil:
+		// Cancelled by Shutdown before it said anything.
+		w.finish(textResponse(http.StatusServiceUnavailable, "503 server shutting down\n", false, false), false)
+	default:
+		if w.status == 0 {
+			w.status = http.StatusOK
 		}
-		w.status = http.StatusOK
+		n := len(w.body)
+		if w.head {
+			n = w.headLen
+		}
+		w.finish(formatResponseLength(nil, w.status, w.header, w.body, n, w.head, w.keep), w.keep)
 	}
-	return formatResponse(nil, w.status, w.header, w.body, req.Method == http.MethodHead)
 }
 
-// bufferedResponse is an http.ResponseWriter that keeps the whole response.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   []byte
-	tooBig bool
+// responseWriter is the handler's http.ResponseWriter and http.Flusher. It
+// is used by the handler's goroutine only.
+type responseWriter struct {
+	hd        session.Handle
+	header    http.Header
+	status    int
+	body      []byte
+	keep      bool // the request allows keep-alive
+	http10    bool
+	head      bool // a HEAD request: no body is sent
+	streaming bool // the head is out: the body follows in parts
+	chunked   bool
+	headLen   int   // a HEAD request: the body length the handler wrote
+	failed    error // the connection is gone: writes fail
+	limit     int   // the connection's HighWater
 }
 
-func (w *bufferedResponse) Header() http.Header { return w.header }
+func (w *responseWriter) Header() http.Header { return w.header }
 
-func (w *bufferedResponse) WriteHeader(code int) {
+func (w *responseWriter) WriteHeader(code int) {
 	if w.status != 0 || code < 200 {
 		return // repeated calls and 1xx interim responses are not sent
 	}
 	w.status = code
 }
 
-func (w *bufferedResponse) Write(p []byte) (int, error) {
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.failed != nil {
+		return 0, w.failed
+	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if w.tooBig || len(w.body)+len(p) > maxHTTPBody {
-		w.tooBig = true
-		w.body = nil
-		return 0, fmt.Errorf("loop: HTTP response body over %d bytes", maxHTTPBody)
+	if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		return len(p), nil // no body is sent for these
 	}
-	w.body = append(w.body, p...)
+	if w.head && !w.streaming {
+		w.headLen += len(p) // counted for Content-Length, never sent
+		return len(p), nil
+	}
+	// At most streamThreshold is buffered (and handed on at once): a large
+	// Write streams in pieces, as the client takes them.
+	for n := 0; n < len(p) && w.failed == nil; {
+		k := min(len(p)-n, streamThreshold-len(w.body))
+		w.body = append(w.body, p[n:n+k]...)
+		n += k
+		if len(w.body) == streamThreshold && n < len(p) {
+			w.Flush()
+		}
+	}
+	if w.failed != nil {
+		return 0, w.failed
+	}
 	return len(p), nil
+}
+
+// Flush sends what is buffered now, starting a streamed response: an event
+// stream (text/event-stream) works through it.
+func (w *responseWriter) Flush() {
+	if w.failed != nil {
+		return
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	var out []byte
+	if !w.streaming {
+		w.streaming = true
+		w.chunked = !w.http10
+		if !w.chunked {
+			w.keep = false // the body ends with the connection
+		}
+		out = formatStreamHead(nil, w.status, w.header, w.chunked, w.keep)
+	}
+	if len(w.body) > 0 {
+		out = appendChunk(out, w.body, w.chunked)
+		w.body = w.body[:0]
+	}
+	if len(out) > 0 {
+		w.send(out, false, false)
+	}
+}
+
+// end ends a streamed response.
+func (w *responseWriter) end(ok bool) {
+	w.Flush()
+	var tail []byte
+	if ok && w.chunked {
+		tail = []byte("0\r\n\r\n")
+	}
+	w.send(tail, true, ok && w.keep)
+}
+
+// finish sends a whole response and ends the exchange.
+func (w *responseWriter) finish(resp []byte, keep bool) { w.send(resp, true, keep) }
+
+// send hands p to the connection's loop, ending the exchange when last,
+// and waits while the connection holds its HighWater of unsent bytes (a
+// client that does not read stops the handler's writes, not the server).
+func (w *responseWriter) send(p []byte, last, keep bool) {
+	if w.failed != nil {
+		return
+	}
+	buf := append([]byte(nil), p...)
+	res := make(chan int, 1)
+	gone := func() { res <- -1 }
+	err := w.hd.Executor().Execute(w.hd.ID(), func(c *session.Conn) {
+		if len(buf) > 0 && c.WriteHTTP(buf) != nil {
+			res <- -1
+			return
+		}
+		if last {
+			_ = c.EndHTTP(keep)
+		}
+		res <- c.Buffered()
+	}, gone, len(buf))
+	if err != nil {
+		w.failed = err
+		return
+	}
+	n := <-res
+	if n < 0 {
+		w.failed = session.ErrClosed
+		return
+	}
+	for wait := time.Millisecond; !last && n >= w.limit; wait = min(2*wait, 50*time.Millisecond) {
+		time.Sleep(wait)
+		if err := w.hd.Do(func(c *session.Conn) { res <- c.Buffered() }); err != nil {
+			w.failed = err
+			return
+		}
+		select {
+		case n = <-res:
+		case <-time.After(time.Second):
+			w.failed = errors.New("loop: HTTP connection gone while its response was streamed")
+			return
+		}
+	}
 }
 
 // formatResponse appends a complete HTTP/1.1 response to dst: status line,
 // the handler's headers (sorted, for stable output), Date, Content-Length
-// (not for 204 and 304, which have no body) and Connection: close, then the
-// body unless head is set.
-func formatResponse(dst []byte, status int, h http.Header, body []byte, head bool) []byte {
-	text := http.StatusText(status)
-	if text == "" {
-		text = "status code " + strconv.Itoa(status)
-	}
+// (not for 204 and 304, which have no body), Connection: close unless keep,
+// then the body unless head is set.
+func formatResponse(dst []byte, status int, h http.Header, body []byte, head, keep bool) []byte {
+	return formatResponseLength(dst, status, h, body, len(body), head, keep)
+}
+
+// formatResponseLength is formatResponse announcing length bytes (a HEAD
+// answer announces the body it does not send).
+func formatResponseLength(dst []byte, status int, h http.Header, body []byte, length int, head, keep bool) []byte {
 	noBody := status == http.StatusNoContent || status == http.StatusNotModified
 	if noBody {
 		body = nil
@@ -131,15 +260,62 @@ func formatResponse(dst []byte, status int, h http.Header, body []byte, head boo
 	if h.Get("Content-Type") == "" && len(body) > 0 {
 		h.Set("Content-Type", http.DetectContentType(body))
 	}
+	dst = appendHead(dst, status, h)
+	if !noBody {
+		dst = appendHeaderLine(dst, "Content-Length", strconv.Itoa(length))
+	}
+	if !keep {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	if !head {
+		dst = append(dst, body...)
+	}
+	return dst
+}
+
+// formatStreamHead is the head of a streamed response.
+func formatStreamHead(dst []byte, status int, h http.Header, chunked, keep bool) []byte {
+	dst = appendHead(dst, status, h)
+	if chunked {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if !keep {
+		dst = append(dst, "Connection: close\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
+
+// appendChunk appends p as one chunk (or as it is, unchunked).
+func appendChunk(dst, p []byte, chunked bool) []byte {
+	if !chunked {
+		return append(dst, p...)
+	}
+	dst = strconv.AppendInt(dst, int64(len(p)), 16)
+	dst = append(dst, "\r\n"...)
+	dst = append(dst, p...)
+	return append(dst, "\r\n"...)
+}
+
+var headerKeys = sync.Pool{New: func() any { return new([]string) }}
+
+// appendHead appends the status line, the handler's headers (sorted, for
+// stable output; framing headers are the bridge's) and Date.
+func appendHead(dst []byte, status int, h http.Header) []byte {
+	text := http.StatusText(status)
+	if text == "" {
+		text = "status code " + strconv.Itoa(status)
+	}
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
 	dst = append(dst, text...)
 	dst = append(dst, "\r\n"...)
-	keys := make([]string, 0, len(h))
+	kp := headerKeys.Get().(*[]string)
+	keys := (*kp)[:0]
 	for k := range h {
 		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Connection", "Transfer-Encoding", "Date":
+		case "Content-Length", "Connection", "Transfer-Encoding", "Date", "Keep-Alive":
 			continue
 		}
 		keys = append(keys, k)
@@ -150,15 +326,9 @@ func formatResponse(dst []byte, status int, h http.Header, body []byte, head boo
 			dst = appendHeaderLine(dst, k, v)
 		}
 	}
-	dst = appendHeaderLine(dst, "Date", time.Now().UTC().Format(http.TimeFormat))
-	if !noBody {
-		dst = appendHeaderLine(dst, "Content-Length", strconv.Itoa(len(body)))
-	}
-	dst = append(dst, "Connection: close\r\n\r\n"...)
-	if !head {
-		dst = append(dst, body...)
-	}
-	return dst
+	*kp = keys[:0]
+	headerKeys.Put(kp)
+	return appendHeaderLine(dst, "Date", time.Now().UTC().Format(http.TimeFormat))
 }
 
 // appendHeaderLine appends "k: v\r\n", dropping CR and LF from v so that a

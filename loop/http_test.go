@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -11,9 +12,22 @@ import (
 	"time"
 )
 
-// rawHTTP sends req on a new connection and returns everything the server
-// sends until it closes the connection.
+// rawHTTP sends req on a new connection (with Connection: close, unless it
+// says otherwise) and returns everything the server sends until it closes
+// the connection.
 func rawHTTP(t *testing.T, s *Server, req string) string {
+	t.Helper()
+	if !strings.Contains(req, "\r\nConnection:") {
+		line, rest, _ := strings.Cut(req, "\r\n")
+		req = line + "\r\nConnection: close\r\n" + rest
+	}
+	return rawExchange(t, s, req, false)
+}
+
+// rawExchange sends req on a new connection, half-closing it after when
+// halfClose is set (the client sends nothing more), and returns everything
+// the server sends until it closes the connection.
+func rawExchange(t *testing.T, s *Server, req string, halfClose bool) string {
 	t.Helper()
 	nc, err := net.Dial("tcp", s.Addr().String())
 	if err != nil {
@@ -23,6 +37,9 @@ func rawHTTP(t *testing.T, s *Server, req string) string {
 	_ = nc.SetDeadline(time.Now().Add(testWait))
 	if _, err := io.WriteString(nc, req); err != nil {
 		t.Fatal(err)
+	}
+	if halfClose {
+		_ = nc.(*net.TCPConn).CloseWrite()
 	}
 	resp, err := io.ReadAll(nc)
 	if err != nil {
@@ -58,7 +75,6 @@ func TestHTTPDefault(t *testing.T) {
 				t.Errorf("/healthz: %q %q", head, body)
 			}
 			wantHeader(t, head, "Content-Length: 2")
-			wantHeader(t, head, "Connection: close")
 
 			head, body = splitResponse(t, rawHTTP(t, s, "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
 			if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") || body != "" {
@@ -124,12 +140,16 @@ func TestHTTPCustomHandler(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = nc.SetDeadline(time.Now().Add(testWait))
-			io.WriteString(nc, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+			io.WriteString(nc, "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 			time.Sleep(300 * time.Millisecond)
-			raw, err := io.ReadAll(nc)
+			resp, err = http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := io.ReadAll(resp.Body)
 			nc.Close()
-			if _, body, _ := strings.Cut(string(raw), "\r\n\r\n"); err != nil || body != string(big) {
-				t.Errorf("/big: %d of %d bytes, %v", len(body), len(big), err)
+			if err != nil || string(raw) != string(big) {
+				t.Errorf("/big: %d of %d bytes, %v", len(raw), len(big), err)
 			}
 
 			resp, err = client.Get(base + "/panic")
@@ -168,25 +188,9 @@ func TestHTTPCustomHandler(t *testing.T) {
 	}
 }
 
-func TestHTTPBodyLimit(t *testing.T) {
-	defer func(old int) { maxHTTPBody = old }(maxHTTPBody)
-	maxHTTPBody = 1000
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(make([]byte, 600))
-		if _, err := w.Write(make([]byte, 600)); err == nil {
-			panic("a write over the limit succeeded")
-		}
-	})
-	s := startServer(t, "goroutine", echoHandler(), Options{HTTP: h})
-	head, _ := splitResponse(t, rawHTTP(t, s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
-	if !strings.HasPrefix(head, "HTTP/1.1 500 ") {
-		t.Fatalf("over the limit: %q", head)
-	}
-}
-
 func TestFormatResponse(t *testing.T) {
 	h := http.Header{"X-Evil": {"a\r\nInjected: 1"}, "Content-Length": {"999"}, "Content-Type": {"text/plain"}}
-	got := string(formatResponse(nil, 200, h, []byte("hello"), false))
+	got := string(formatResponse(nil, 200, h, []byte("hello"), false, false))
 	head, body, _ := strings.Cut(got, "\r\n\r\n")
 	if body != "hello" {
 		t.Errorf("body %q", body)
@@ -197,7 +201,7 @@ func TestFormatResponse(t *testing.T) {
 	if strings.Contains(head, "999") || strings.Contains(head, "\r\nInjected") {
 		t.Errorf("head %q", head)
 	}
-	head, body, _ = strings.Cut(string(formatResponse(nil, 599, http.Header{}, []byte("x"), true)), "\r\n\r\n")
+	head, body, _ = strings.Cut(string(formatResponse(nil, 599, http.Header{}, []byte("x"), true, true)), "\r\n\r\n")
 	if !strings.HasPrefix(head, "HTTP/1.1 599 status code 599\r\n") || body != "" {
 		t.Errorf("HEAD 599: %q %q", head, body)
 	}

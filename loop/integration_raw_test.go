@@ -52,9 +52,9 @@ func TestIntegrationHandshake(t *testing.T) {
 			{"rejected by UpgradeFunc", handshakeRequest("/private"), 401, "WWW-Authenticate: Basic"},
 			{"UpgradeFunc error", handshakeRequest("/forbidden"), 403, ""},
 			{"another site's page (same-origin by default)", "GET / HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n" + upgradeHeaders + "Sec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 403, ""},
-			{"plain GET /healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200, ""},
-			{"plain GET /nothing", "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n", 404, ""},
-			{"Upgrade without Connection is plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 404, ""},
+			{"plain GET /healthz", "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, ""},
+			{"plain GET /nothing", "GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, ""},
+			{"Upgrade without Connection is plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: close\r\nSec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n", 404, ""},
 		}
 		for _, tc := range cases {
 			t.Run(subtestName(tc.name), func(t *testing.T) {
@@ -166,7 +166,7 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 		})
 		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.HTTP = mux })
 		rc := ts.dialRaw()
-		rc.write([]byte("GET /hello?name=loop HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.write([]byte("GET /hello?name=loop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		resp, body := rc.readResponse()
 		if resp.StatusCode != 200 || string(body) != "hello loop" || resp.Header.Get("X-Test") != "yes" || !resp.Close {
 			t.Errorf("GET /hello: %d %q X-Test=%q Close=%v, want 200 \"hello loop\" X-Test=yes and Connection: close",
@@ -175,7 +175,7 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 		rc.expectEOF()
 		// HEAD: the head of the GET answer, no body.
 		rc = ts.dialRaw()
-		rc.write([]byte("HEAD /hello?name=loop HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.write([]byte("HEAD /hello?name=loop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		rc.c.SetReadDeadline(time.Now().Add(waitTimeout))
 		head, err := http.ReadResponse(rc.br, &http.Request{Method: "HEAD"})
 		if err != nil {
@@ -186,21 +186,21 @@ func TestIntegrationHTTPHandler(t *testing.T) {
 		}
 		rc.expectEOF() // and no body bytes before the close
 		rc = ts.dialRaw()
-		rc.write([]byte("GET /missing HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.write([]byte("GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		if resp, _ := rc.readResponse(); resp.StatusCode != 404 {
 			t.Errorf("GET /missing: %d, want 404 from the mux", resp.StatusCode)
 		}
 		rc.expectEOF()
 		// A 4 MiB body arrives whole before the server closes.
 		rc = ts.dialRaw()
-		rc.write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.write([]byte("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		if resp, body := rc.readResponse(); resp.StatusCode != 200 || !bytes.Equal(body, big) {
 			t.Errorf("GET /big: status %d, body %s", resp.StatusCode, equalOrDescribe(body, big))
 		}
 		rc.expectEOF()
 		// A panicking handler yields a 500 and the server goes on.
 		rc = ts.dialRaw()
-		rc.write([]byte("GET /panic HTTP/1.1\r\nHost: x\r\n\r\n"))
+		rc.write([]byte("GET /panic HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		if resp, _ := rc.readResponse(); resp.StatusCode != 500 {
 			t.Errorf("GET /panic: %d, want 500", resp.StatusCode)
 		}

@@ -257,7 +257,7 @@ func TestIntegrationBroadcastScope(t *testing.T) {
 		ts := startServer(t, engine, rec, func(o *loop.Options) { o.HTTP = mux })
 
 		plain := ts.dialRaw()
-		plain.write([]byte("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"))
+		plain.write([]byte("GET /hold HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		select {
 		case <-started:
 		case <-time.After(waitTimeout):

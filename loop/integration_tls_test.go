@@ -394,13 +394,13 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[i].Round(10 * time.Microsecond)
 }
 
-// Past MaxHandshakes a new TLS connection waits for a place (counted), and
+// Past MaxTLSHandshakes a new TLS connection waits for a place (counted), and
 // is served once one frees: here when the two peers holding both places,
 // stalled after their ClientHello, hang up.
 func TestIntegrationTLSMaxHandshakes(t *testing.T) {
 	const hold = 300 * time.Millisecond
 	forEachBaseEngine(t, func(t *testing.T, engine string) {
-		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.MaxHandshakes = 2 })
+		ts := startServer(t, engine, echoRecorder(), func(o *loop.Options) { o.MaxTLSHandshakes = 2 })
 		hello := clientHello(t, ts)
 		var holders []net.Conn
 		for i := 0; i < 2; i++ {

@@ -35,8 +35,11 @@ type Options struct {
 	// Session.HTTP is set by the Server from HTTP below.
 	Session session.Config
 	// HTTP answers requests that do not ask for an upgrade. It runs on its
-	// own goroutine, off the loops; its response is buffered and sent with
-	// Connection: close. nil: 404 for every path except /healthz.
+	// own goroutine, off the loops, with the request body read
+	// (Session.MaxRequestBody); a response of up to 64 KiB is sent whole,
+	// a larger or flushed one (an event stream) is streamed at the pace the
+	// client reads, and HTTP/1.1 keep-alive is honoured. nil: 404 for every
+	// path except /healthz.
 	HTTP http.Handler
 	// TLSConfig serves wss and https on the port, on every engine (the
 	// engines' shared core speaks TLS below the sessions, with
@@ -47,10 +50,10 @@ type Options struct {
 	// handshake within Session.HandshakeTimeout is cut; both are counted in
 	// Session.Stats (TLSHandshakes, TLSHandshakeErrors, ...).
 	TLSConfig *tls.Config
-	// MaxHandshakes bounds the TLS handshakes in progress at once (default
+	// MaxTLSHandshakes bounds the TLS handshakes in progress at once (default
 	// 1024); past it new TLS connections wait for a place, counted in
 	// Stats.TLSHandshakeWaits (their handshake deadline runs meanwhile).
-	MaxHandshakes int
+	MaxTLSHandshakes int
 	// SendBuffer, when positive, sets SO_SNDBUF on accepted sockets: the
 	// kernel's send buffer per connection, which otherwise grows up to the
 	// system's tcp_wmem maximum (megabytes) for a peer that does not read.
@@ -61,6 +64,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the engine's logs; default slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told what the server does (package metrics
+	// implements it); nil costs nothing.
+	Observer Observer
+	// Limits bound what each client may take (connections, handshake
+	// rate) and the handshakes in progress; the zero value is none.
+	Limits Limits
 }
 
 // defaultShutdownTimeout bounds Shutdown when its context has no deadline.
@@ -126,25 +135,40 @@ func NewServer(h session.Handler, opts Options) (*Server, error) {
 	s.cfg.HTTP = s.serveHTTP
 
 	eng, err := factory(&core.Options{
-		Loops:           s.opts.Loops,
-		MaxConns:        s.opts.MaxConns,
-		Config:          &s.cfg,
-		Logger:          s.log,
-		TLS:             s.opts.TLSConfig,
-		MaxHandshakes:   s.opts.MaxHandshakes,
-		SendBuffer:      s.opts.SendBuffer,
-		ShutdownTimeout: s.opts.ShutdownTimeout,
+		Loops:            s.opts.Loops,
+		MaxConns:         s.opts.MaxConns,
+		Config:           &s.cfg,
+		Logger:           s.log,
+		TLS:              s.opts.TLSConfig,
+		MaxTLSHandshakes: s.opts.MaxTLSHandshakes,
+		SendBuffer:       s.opts.SendBuffer,
+		ShutdownTimeout:  s.opts.ShutdownTimeout,
 	})
 	if err != nil {
 		s.httpCancel()
 		return nil, fmt.Errorf("loop: engine %s: %w", s.opts.Engine, err)
 	}
 	s.eng = eng
+	if s.opts.Observer != nil {
+		eng.Group().Observe(s.opts.Observer)
+	}
+	if s.opts.Limits.active() || len(s.opts.Limits.TrustedProxies) > 0 {
+		lim, err := newLimiter(s.opts.Limits)
+		if err != nil {
+			s.httpCancel()
+			return nil, err
+		}
+		eng.Group().Limit(lim)
+	}
 	return s, nil
 }
 
 // Listen binds addr and starts serving in the background.
 func (s *Server) Listen(addr string) error {
+	if o := s.opts.Observer; o != nil {
+		g := s.eng.Group()
+		o.Started(ServerInfo{Engine: s.opts.Engine, Loops: len(g.Loops()), Capacity: g.Capacity(), Snapshot: g.Snapshot})
+	}
 	if err := s.eng.Listen(addr); err != nil {
 		return fmt.Errorf("loop: listen %s (%s engine): %w", addr, s.opts.Engine, err)
 	}
@@ -176,7 +200,7 @@ func (s *Server) Conns() int { return s.eng.Group().Conns() }
 func (s *Server) Queued() (pending, memory int64) { return s.eng.Group().Queued() }
 
 // TLSHandshakes reports the TLS handshakes in progress: running (at most
-// Options.MaxHandshakes) and waiting for a place.
+// Options.MaxTLSHandshakes) and waiting for a place.
 func (s *Server) TLSHandshakes() (running, waiting int) { return s.eng.Group().Handshakes() }
 
 // Config is the effective Config of the server's connections (defaults

@@ -51,6 +51,7 @@ func (o Overflow) String() string {
 const (
 	DefaultMaxMessage       = 1 << 20
 	DefaultMaxRequestHeader = codec.DefaultMaxRequestHeader
+	DefaultMaxRequestBody   = 1 << 20
 	// DefaultHighWater bounds each connection's unsent bytes. The worst case
 	// a server queues is HighWater x connections: 64 KiB x 20,000 = 1.25 GiB,
 	// which a small machine can hold; raise it with care.
@@ -94,6 +95,7 @@ type Config struct {
 
 	MaxMessage       int // largest message in bytes (after reassembly); default 1 MiB, at most 2 GiB - 1; over it: 1009
 	MaxRequestHeader int // largest handshake head; default 8 KiB; over it: 431
+	MaxRequestBody   int // largest plain HTTP request body; default 1 MiB; over it: 413
 	HighWater        int // unsent bytes per connection before Overflow applies; default 64 KiB
 	Overflow         Overflow
 
@@ -108,6 +110,10 @@ type Config struct {
 	// engine enforces it.
 	WriteTimeout time.Duration
 
+	// Compression, when set, negotiates permessage-deflate (RFC 7692):
+	// a server accepts a client's offer, a client makes one. Nil: off.
+	Compression *Compression
+
 	// Stats, when set, counts events across all connections of this Config.
 	Stats *Stats
 }
@@ -121,6 +127,9 @@ type Stats struct {
 	SlowClosed     atomic.Uint64 // connections closed by OverflowClose1008/1013 or WriteTimeout
 	ProtocolErrors atomic.Uint64 // connections failed for a peer's protocol violation
 	Panics         atomic.Uint64 // handler, hook and task panics recovered
+	Compressed     atomic.Uint64 // connections opened with permessage-deflate negotiated
+	Deflated       atomic.Uint64 // messages sent compressed
+	Inflated       atomic.Uint64 // compressed messages received
 
 	// TLS, counted by the engine core below the session (wss/https):
 	// handshakes completed; failed (not TLS, a plain HTTP request, a
@@ -140,6 +149,7 @@ type Stats struct {
 func (c *Config) Normalize() {
 	c.MaxMessage = c.maxMessage()
 	c.MaxRequestHeader = c.maxRequestHeader()
+	c.MaxRequestBody = c.maxRequestBody()
 	c.HighWater = c.highWater()
 	c.HandshakeTimeout = c.handshakeTimeout()
 	c.PongTimeout = c.pongTimeout()
@@ -175,6 +185,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("session: MaxMessage %d is negative", c.MaxMessage)
 	case c.MaxRequestHeader < 0:
 		return fmt.Errorf("session: MaxRequestHeader %d is negative", c.MaxRequestHeader)
+	case c.MaxRequestBody < 0 || c.MaxRequestBody > maxMessageCap:
+		return fmt.Errorf("session: MaxRequestBody %d is out of range", c.MaxRequestBody)
 	case c.HighWater < 0:
 		return fmt.Errorf("session: HighWater %d is negative", c.HighWater)
 	case c.Overflow > OverflowError:
@@ -204,6 +216,7 @@ func (c *Config) maxMessage() int {
 }
 
 func (c *Config) maxRequestHeader() int { return positive(c.MaxRequestHeader, DefaultMaxRequestHeader) }
+func (c *Config) maxRequestBody() int   { return positive(c.MaxRequestBody, DefaultMaxRequestBody) }
 func (c *Config) highWater() int        { return positive(c.HighWater, DefaultHighWater) }
 
 func (c *Config) handshakeTimeout() time.Duration {

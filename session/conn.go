@@ -63,6 +63,16 @@ const (
 	fPing             // a keepalive ping is waiting for any input
 	fOpened           // the handshake completed
 	fWantDrain        // a Send was refused: OnDrain when the queue empties
+	fKeepAlive        // the plain HTTP request being answered allows keep-alive
+	fBody             // a plain request's body is being collected in buf (remaining: bytes still due)
+
+	// Bits 13-15 hold permessage-deflate: 0 when it is off, else the LZ77
+	// window this end may compress within (the peer's
+	// server_max_window_bits or client_max_window_bits; see deflateCode).
+	// A client sets them when it offers compression and keeps them if the
+	// server accepts.
+	fDeflateShift        = 13
+	fDeflate      uint16 = 7 << fDeflateShift
 )
 
 // Errors a handler may see in OnClose or from a method.
@@ -116,12 +126,15 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 		return err
 	}
 	c.appendFrame(op, p)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(p)
 	return nil
 }
 
 // SendPrepared sends a message prepared once for many connections: a
-// server-role connection writes the shared frame as it is. It returns what
-// Send returns.
+// server-role connection writes the shared frame as it is (the shared
+// compressed frame when it negotiated compression). It returns what Send
+// returns.
 func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.flags&fClient != 0 {
 		return c.Send(m.op, m.payload)
@@ -132,7 +145,9 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if err := c.admit(); err != nil {
 		return err
 	}
-	c.io.Out = append(c.io.Out, m.frame...)
+	c.appendPrepared(m)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(m.payload)
 	return nil
 }
 
@@ -213,21 +228,6 @@ func (c *Conn) RemoteAddr() net.Addr {
 // State returns where the connection is in its life. It only moves forward.
 func (c *Conn) State() State { return c.state }
 
-// WriteHTTP answers the plain HTTP request this connection carries (state
-// StateHTTP) with a complete response, then closes the connection. It
-// returns ErrClosed in any other state.
-func (c *Conn) WriteHTTP(resp []byte) error {
-	switch {
-	case c.io == nil:
-		return ErrNotOnLoop
-	case c.state != StateHTTP || c.flags&fTClosed != 0:
-		return ErrClosed
-	}
-	c.io.Out = append(c.io.Out, resp...)
-	c.closeTransport()
-	return nil
-}
-
 // closeTransport asks the engine to close the socket (once what waits is
 // written), once.
 func (c *Conn) closeTransport() {
@@ -245,6 +245,9 @@ func (c *Conn) report(code StatusCode, reason string, err error) {
 		return
 	}
 	c.flags |= fReported
+	if c.io != nil && c.flags&fOpened != 0 {
+		c.io.Events.Reported, c.io.Events.Code = true, code
+	}
 	defer c.recoverClose()
 	c.h.OnClose(c, code, reason, err)
 }

@@ -292,6 +292,9 @@ func TestHTTPHandOff(t *testing.T) {
 	if err := c.WriteHTTP(resp); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.EndHTTP(false); err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(ft.out, resp) || ft.closed != 1 || c.State() != StateClosed {
 		t.Fatalf("WriteHTTP: out %q closed %d state %v", ft.out, ft.closed, c.State())
 	}
@@ -953,6 +956,56 @@ func TestOriginCheck(t *testing.T) {
 		}
 		if got := httpStatus(ft.out); got != want || hooked != tc.ok {
 			t.Errorf("%s: origin %q host %q: status %s (hook ran %v), want %s", tc.name, tc.origin, tc.host, got, hooked, want)
+		}
+	}
+}
+
+// Keep-alive at the session level: a request with a body split over reads,
+// the answer, then the next request pipelined behind the first, served
+// once the first is answered; a head and body larger than the limits are
+// refused.
+func TestHTTPKeepAliveSession(t *testing.T) {
+	var bodies []string
+	var last *Conn
+	cfg := &Config{MaxRequestBody: 10, HTTP: func(c *Conn, r *Request) {
+		bodies = append(bodies, r.Path()+":"+string(r.Body()))
+		last = c
+	}}
+	c := &tconn{}
+	ft := &fakeTransport{conn: c}
+	c.Init(cfg, ft, t0)
+	c.Feed([]byte("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe"), t0)
+	c.Feed([]byte("llo"+"GET /b HTTP/1.1\r\nHost: x\r\n\r\n"), t0)
+	if strings.Join(bodies, " ") != "/a:hello" || c.State() != StateHTTP || last != &c.Conn {
+		t.Fatalf("first request: %v state %v", bodies, c.State())
+	}
+	if err := c.WriteHTTP([]byte("A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EndHTTP(true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(bodies, " ") != "/a:hello /b:" || c.State() != StateHTTP || ft.closed != 0 {
+		t.Fatalf("pipelined request: %v state %v closed %d", bodies, c.State(), ft.closed)
+	}
+	_ = c.WriteHTTP([]byte("B"))
+	_ = c.EndHTTP(true)
+	if c.State() != StateHandshake || c.buf != nil || ft.timer != t0+int64(DefaultHandshakeTimeout) {
+		t.Fatalf("idle keep-alive: state %v buf %v timer %d", c.State(), c.buf != nil, ft.timer)
+	}
+	c.Feed([]byte("POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"), t0)
+	if httpStatus(ft.out[2:]) != "413" || ft.closed != 1 {
+		t.Fatalf("body over MaxRequestBody: %q", ft.out)
+	}
+	// HTTP/1.0 without keep-alive, and Connection: close, end after the answer.
+	for _, req := range []string{"GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"} {
+		c := &tconn{}
+		ft := &fakeTransport{conn: c}
+		c.Init(cfg, ft, t0)
+		c.Feed([]byte(req), t0)
+		_ = c.EndHTTP(true)
+		if ft.closed != 1 {
+			t.Fatalf("%q: kept alive", req)
 		}
 	}
 }

@@ -148,6 +148,12 @@ func (t *tconn) WriteHTTP(resp []byte) (err error) {
 	return err
 }
 
+func (t *tconn) EndHTTP(keep bool) (err error) {
+	err = ErrClosed
+	t.do(func(c *Conn) { err = c.EndHTTP(keep) })
+	return err
+}
+
 // recorder is a Handler that records events and, when echo is set, sends
 // every message back.
 type recorder struct {

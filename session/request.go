@@ -1,8 +1,11 @@
 package session
 
 import (
+	"bytes"
+	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -16,7 +19,19 @@ import (
 type Request struct {
 	req    *codec.Request
 	io     *IO
+	body   []byte
 	remote net.Addr // asked of the engine on first use: most hooks never look
+}
+
+// Body returns a plain request's body (its Content-Length bytes, at most
+// Config.MaxRequestBody); it aliases the connection's buffers: copy it to
+// keep it.
+func (r *Request) Body() []byte { return r.body }
+
+// KeepAlive reports whether the request allows the connection to stay open
+// for another request after the answer.
+func (r *Request) KeepAlive() bool {
+	return r.req.Major == 1 && (r.req.Minor >= 1 && !r.req.Close || r.req.Minor == 0 && r.req.KeepAlive)
 }
 
 // Method returns the request method.
@@ -56,6 +71,34 @@ func (r *Request) Protocols() []string {
 	return ps
 }
 
+// EachHeader calls fn for every header line, in order, until fn returns
+// false; name and value are views valid only during the call (nothing is
+// allocated).
+func (r *Request) EachHeader(fn func(name, value []byte) bool) { r.req.EachHeader(fn) }
+
+// RemoteAddrPort returns the peer's address without allocating (the zero
+// AddrPort when the engine does not know it).
+func (r *Request) RemoteAddrPort() netip.AddrPort {
+	if r.io == nil {
+		return netip.AddrPort{}
+	}
+	if a, ok := r.io.Exec.(interface {
+		RemoteAddrPort(id uint64) netip.AddrPort
+	}); ok {
+		return a.RemoteAddrPort(r.io.ID)
+	}
+	return netip.AddrPort{}
+}
+
+// TLS reports whether the request came over TLS (https, wss).
+func (r *Request) TLS() bool {
+	if r.io == nil {
+		return false
+	}
+	a, ok := r.io.Exec.(interface{ TLS(id uint64) bool })
+	return ok && a.TLS(r.io.ID)
+}
+
 // RemoteAddr returns the peer's address, or nil when the engine does not know it.
 func (r *Request) RemoteAddr() net.Addr {
 	if r.remote == nil && r.io != nil {
@@ -92,8 +135,13 @@ func (r *Request) HTTPRequest() (*http.Request, error) {
 		ProtoMinor: r.req.Minor,
 		Header:     h,
 		Body:       http.NoBody,
+		Close:      !r.KeepAlive(),
 		Host:       host,
 		RequestURI: target,
+	}
+	if len(r.body) > 0 {
+		hr.Body = io.NopCloser(bytes.NewReader(append([]byte(nil), r.body...)))
+		hr.ContentLength = int64(len(r.body))
 	}
 	if ra := r.RemoteAddr(); ra != nil {
 		hr.RemoteAddr = ra.String()

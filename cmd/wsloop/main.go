@@ -43,9 +43,14 @@ func main() {
 
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
-	loops, maxConns, maxMessage, highWater                             int
-	expvar                                                             bool
+	loops, maxConns, maxMessage, highWater, compressThreshold          int
+	compress                                                           bool
+	admin                                                              adminConfig
+	limits                                                             limitFlags // limits.go
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	handshakeTimeout                                                   time.Duration
+	scale                                                              scaleConfig // procs.go
+	bridge                                                             *bridgeFlags
 }
 
 // overflows are the -overflow names.
@@ -69,18 +74,30 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.overflow, "overflow", "close", `past -high-water: "close" the slow consumer (1008), "close-retry" (1013) or "drop" the message (counted)`)
 	fs.DurationVar(&c.writeTimeout, "write-timeout", session.DefaultWriteTimeout, "close connections whose peer takes none of their queued bytes this long (0: never)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "close connections silent this long (0: never)")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", session.DefaultHandshakeTimeout, "close connections that have not sent a whole request this long after connecting (or after their last answer, on a kept-alive HTTP connection)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
 	fs.StringVar(&c.origins, "allowed-origins", "", `comma-separated browser origins allowed besides the server's own, e.g. "https://app.example.com"; "*" allows any`)
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM, chain after the leaf) to serve wss and https on -addr, on any engine; needs -tls-key; SIGHUP reloads both files")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&c.expvar, "expvar", false, "serve runtime and connection statistics (expvar JSON) at /debug/vars; off by default because anyone who can connect could read them")
+	fs.BoolVar(&c.compress, "compress", false, "accept permessage-deflate (no context takeover: no memory per connection, CPU per message)")
+	fs.IntVar(&c.compressThreshold, "compress-threshold", session.DefaultCompressThreshold, "with -compress, send messages shorter than this uncompressed (-1: try every message)")
+	c.admin.register(fs)
+	c.limits.register(fs)
+	c.scale.register(fs)
+	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if err := c.limits.check(); err != nil {
+		return nil, err
+	}
+	if err := c.admin.check(); err != nil {
+		return nil, err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together: give both or neither")
@@ -88,7 +105,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}} {
+	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}, {"-handshake-timeout", c.handshakeTimeout}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("%s %v is negative", d.name, d.v)
 		}
@@ -105,6 +122,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	if c.writeTimeout < 0 {
 		return nil, fmt.Errorf("-write-timeout %v is negative", c.writeTimeout)
 	}
+	if err := c.scale.check(&c); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -120,8 +140,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if c.scale.supervising() {
+		return c.scale.supervise(ctx, c, args, log)
+	}
+	b, closeBus, err := c.scale.connect(log)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
 
-	d := demo.New(demo.Options{})
+	d := demo.New(demo.Options{Bus: b})
 	defer d.Close()
 	var httpHandler http.Handler = d.Page()
 	if c.static != "" {
@@ -146,25 +174,25 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		})
 	}
 	stats := new(session.Stats)
-	if c.expvar {
-		httpHandler = withVars(httpHandler, stats)
-	}
 	opts := loop.Options{
 		Engine:   c.engine,
 		Loops:    c.loops,
 		MaxConns: c.maxConns,
 		Session: session.Config{
-			Upgrade:        d.Upgrade,
-			AllowedOrigins: splitList(c.origins),
-			MaxMessage:     c.maxMessage,
-			HighWater:      c.highWater,
-			Overflow:       overflows[c.overflow],
-			WriteTimeout:   orNever(c.writeTimeout),
-			IdleTimeout:    c.idleTimeout,
-			PingInterval:   orNever(c.pingInterval),
-			Stats:          stats,
+			Upgrade:          d.Upgrade,
+			AllowedOrigins:   splitList(c.origins),
+			MaxMessage:       c.maxMessage,
+			HighWater:        c.highWater,
+			Overflow:         overflows[c.overflow],
+			WriteTimeout:     orNever(c.writeTimeout),
+			IdleTimeout:      c.idleTimeout,
+			HandshakeTimeout: c.handshakeTimeout,
+			PingInterval:     orNever(c.pingInterval),
+			Compression:      compression(c.compress, c.compressThreshold),
+			Stats:            stats,
 		},
 		HTTP:            httpHandler,
+		Limits:          c.limits.limits(),
 		ShutdownTimeout: c.shutdownTimeout,
 		Logger:          log,
 	}
@@ -178,6 +206,16 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		stopReload := reloadOnHUP(log, kp)
 		defer stopReload()
 	}
+	stopAdmin, err := startAdmin(&c.admin, &opts, stats, log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
+	br, err := c.bridge.start(log, d.Router, &opts)
+	if err != nil {
+		return err
+	}
+	defer br.close() // after Shutdown: it waits for the bridged programs
 	srv, err := loop.NewServer(demo.Echo, opts)
 	if err != nil {
 		return err
@@ -195,6 +233,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	}
 	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
 		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+	c.scale.serving(c, srv, d, log)
 	if ready != nil {
 		ready(srv.Addr().String())
 	}
@@ -213,6 +252,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	br.close()
 	log.Info("stopped")
 	return nil
 }
@@ -248,6 +288,18 @@ func logCert(log *slog.Logger, msg string, kp *loop.KeyPair) {
 	leaf := kp.Certificate().Leaf
 	log.Info(msg, "subject", leaf.Subject.String(), "serial", leaf.SerialNumber.String(),
 		"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// compression maps -compress and -compress-threshold to the library's
+// setting (its Threshold 0 means the default, negative every message).
+func compression(on bool, threshold int) *session.Compression {
+	if !on {
+		return nil
+	}
+	if threshold == 0 {
+		threshold = -1 // the flag's 0: compress everything
+	}
+	return &session.Compression{Threshold: threshold}
 }
 
 // orNever maps a flag's 0 ("never") to the library's negative duration

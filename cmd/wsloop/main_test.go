@@ -8,31 +8,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// rawHTTP sends req as bytes and returns the response head and body.
+// rawHTTP sends req as bytes (with Connection: close unless it says
+// otherwise: the server keeps HTTP/1.1 connections alive) and returns the
+// response head and body.
 func rawHTTP(t *testing.T, addr, req string) (head, body string) {
 	t.Helper()
+	if !strings.Contains(req, "\r\nConnection:") {
+		line, rest, _ := strings.Cut(req, "\r\n")
+		req = line + "\r\nConnection: close\r\n" + rest
+	}
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -137,12 +137,28 @@ function withTimeout(p, ms, what) {
   })]);
 }
 
+// verdict is a test's "ok", marked "+deflate" when its sockets negotiated
+// permessage-deflate (with a server run with -compress).
+function verdict(sockets) {
+  var all = sockets.every(function (ws) { return /permessage-deflate/.test(ws.extensions); });
+  return all ? "ok+deflate" : "ok";
+}
+
+// longText is a message long enough to be sent compressed.
+function longText(word, n) {
+  var s = "";
+  while (s.length < n) s += word + " " + s.length + " ";
+  return s;
+}
+
 function testEcho() {
   return open("/ws/echo").then(function (ws) {
     var text = "h\u00e9llo \u2713 " + Math.random();
     var bin = new Uint8Array([0, 1, 2, 250, 255]);
+    var long = longText("\u00e9cho", 4000);
     ws.send(text);
     ws.send(bin.buffer);
+    ws.send(long);
     return next(ws, function (m) { return m === text; }).then(function () {
       return next(ws, function (m) {
         if (typeof m === "string") return false;
@@ -150,11 +166,13 @@ function testEcho() {
         return got.length === bin.length && got.every(function (b, i) { return b === bin[i]; });
       });
     }).then(function () {
+      return next(ws, function (m) { return m === long; });
+    }).then(function () {
       ws.close(1000);
       // The page's own echo socket sent nothing, so it must have got nothing:
       // replies go to their sender only.
       if (echoReceived > echoSent) throw new Error("echo reached another connection");
-      return "ok";
+      return verdict([ws]);
     });
   });
 }
@@ -173,12 +191,17 @@ function testChat() {
           next(b, function (m) { return m === "alice: hi bob"; })
         ]);
       }).then(function () {
-        b.send("hi alice");
-        return next(a, function (m) { return m === "bob: hi alice"; });
+        var long = longText("hi alice", 2000);
+        b.send(long);
+        return Promise.all([
+          next(a, function (m) { return m === "bob: " + long; }),
+          next(b, function (m) { return m === "bob: " + long; })
+        ]);
       }).then(function () {
+        var v = verdict([a, b]);
         b.close(1000);
-        return next(a, function (m) { return m === "* bob left"; });
-      }).then(function () { a.close(1000); return "ok"; });
+        return next(a, function (m) { return m === "* bob left"; }).then(function () { return v; });
+      }).then(function (v) { a.close(1000); return v; });
     });
   });
 }
@@ -196,7 +219,7 @@ function testPush() {
       var first = reading(m1);
       return next(ws, function (m) { return reading(m).seq > first.seq; }).then(function () {
         ws.close(1000);
-        return "ok";
+        return verdict([ws]);
       });
     });
   });
@@ -214,7 +237,7 @@ function selftest() {
       function (err) { return names[i] + "=FAIL(" + (err && err.message || err) + ")"; });
   });
   Promise.all(runs).then(function (parts) {
-    var pass = parts.every(function (p) { return /=ok$/.test(p); });
+    var pass = parts.every(function (p) { return /=ok(\+deflate)?$/.test(p); });
     var text = "SELFTEST " + (pass ? "PASS" : "FAIL") + " " + parts.join(" ");
     box.textContent = text;
     box.dataset.status = pass ? "pass" : "fail";

@@ -22,9 +22,9 @@ type Options struct {
 	Config   *session.Config // completed: defaults set, Role Server, HTTP wired
 	Logger   *slog.Logger
 	TLS      *tls.Config // nil: plain TCP (see Group.UseTLS)
-	// MaxHandshakes bounds the TLS handshakes in progress; 0:
-	// DefaultMaxHandshakes.
-	MaxHandshakes int
+	// MaxTLSHandshakes bounds the TLS handshakes in progress; 0:
+	// DefaultMaxTLSHandshakes.
+	MaxTLSHandshakes int
 	// SendBuffer, when positive, is the SO_SNDBUF of accepted sockets
 	// (the kernel's buffer per connection; 0 keeps its autotuning).
 	SendBuffer int

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -135,8 +136,8 @@ func (memAddr) String() string  { return "wsloop-tls" }
 // UseTLS makes every connection of the group speak TLS with o.TLS
 // (cloned), when it is set: servers when the group's Config has the server
 // role, clients otherwise. Both sides get TLS 1.2 at least and ALPN
-// "http/1.1" unless the config names its own protocols; o.MaxHandshakes
-// bounds the handshakes in progress (DefaultMaxHandshakes). Engines call it
+// "http/1.1" unless the config names its own protocols; o.MaxTLSHandshakes
+// bounds the handshakes in progress (DefaultMaxTLSHandshakes). Engines call it
 // before the group has connections.
 func (g *Group) UseTLS(o *Options) error {
 	cfg := o.TLS
@@ -159,9 +160,9 @@ func (g *Group) UseTLS(o *Options) error {
 	}
 	g.tls = c
 	g.tlsClient = client
-	inFlight := o.MaxHandshakes
+	inFlight := o.MaxTLSHandshakes
 	if inFlight <= 0 {
-		inFlight = DefaultMaxHandshakes
+		inFlight = DefaultMaxTLSHandshakes
 	}
 	g.hs = newHandshakePool(inFlight, defaultHandshakeCPU(client))
 	return nil
@@ -269,6 +270,11 @@ func (l *Loop) tlsRead(c *Conn, t *tlsConn, p []byte) {
 			// alert above.
 			t.mc.in = nil
 			t.detach()
+			if err == io.EOF && c.has(flagCloseReq) {
+				// A close frame and close_notify in one read: the close is
+				// under way, and what it queued (the reply) goes out first.
+				return
+			}
 			l.Hangup(c, err)
 			return
 		}

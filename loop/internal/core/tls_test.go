@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -97,7 +98,7 @@ func dialTLS(t testing.TB, l *Loop, d *fakeDriver, fd int, cfg *tls.Config) *tls
 	}
 	p := &tlsPeer{t: t, l: l, d: d, fd: fd}
 	p.c = l.NewConn(fd)
-	l.StartServer(p.c)
+	l.StartServer(p.c, netip.Addr{})
 	if cfg == nil {
 		cfg = testcert.Shared(t).ClientConfig()
 		cfg.ServerName = "127.0.0.1"

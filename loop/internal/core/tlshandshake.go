@@ -4,6 +4,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/wsloop/wsloop/session"
 )
@@ -16,7 +17,7 @@ import (
 // (with its stack: about 8-32 KiB while it lasts, nothing after). Two
 // bounds, per group (a server or a Dialer):
 //
-//   - At most MaxHandshakes in progress (DefaultMaxHandshakes). Past it a
+//   - At most MaxHandshakes in progress (DefaultMaxTLSHandshakes). Past it a
 //     new TLS connection waits, first come first served, for one to end:
 //     its socket is held, its first bytes are kept, its handshake deadline
 //     runs (counted in Stats.TLSHandshakeWaits; cut at the deadline like a
@@ -41,9 +42,9 @@ import (
 // The WebSocket (or HTTP) handshake that follows has its own
 // HandshakeTimeout, from the moment TLS is up.
 
-// DefaultMaxHandshakes bounds the TLS handshakes in progress per server or
+// DefaultMaxTLSHandshakes bounds the TLS handshakes in progress per server or
 // Dialer.
-const DefaultMaxHandshakes = 1024
+const DefaultMaxTLSHandshakes = 1024
 
 // Bounds of what a peer may send before its handshake is done: past
 // hsPauseInput the loop stops reading from it until the handshake ends;
@@ -264,15 +265,15 @@ func (l *Loop) handshakeInput(c *Conn, t *tlsConn, p []byte) {
 	h.mu.Unlock()
 	switch {
 	case verdict == helloPlainHTTP:
-		l.countTLS(c, false)
-		l.refuse(c, plainHTTPResponse)
+		l.countTLS(c, tlsFailed)
+		l.refuseNotTLS(c)
 		return
 	case verdict == helloGarbage:
-		l.countTLS(c, false)
+		l.countTLS(c, tlsFailed)
 		l.finish(c, ErrNotTLS)
 		return
 	case n > hsMaxInput:
-		l.countTLS(c, false)
+		l.countTLS(c, tlsFailed)
 		l.finish(c, errTLSInputOverflow)
 		return
 	case verdict == helloComplete:
@@ -310,7 +311,7 @@ func (l *Loop) handshakeDone(h *handshake, err error) {
 		return // finished meanwhile
 	}
 	if err != nil {
-		l.countTLS(c, false)
+		l.countTLS(c, tlsFailed)
 		l.finish(c, err)
 		return
 	}
@@ -322,7 +323,7 @@ func (l *Loop) handshakeDone(h *handshake, err error) {
 	t.mc.hs = nil
 	t.trimHandshake()
 	c.flags &^= flagTLSHS
-	l.countTLS(c, true)
+	l.countTLS(c, tlsDone)
 	if c.has(flagTLSPause) {
 		c.flags &^= flagTLSPause
 		if !l.interest(c) {
@@ -345,23 +346,39 @@ func (l *Loop) handshakeDone(h *handshake, err error) {
 	}
 }
 
-// countTLS counts a handshake's outcome (a timeout is counted by fire).
-func (l *Loop) countTLS(c *Conn, ok bool) {
-	st := l.g.cfg.Stats
-	if st == nil {
-		return
+// TLS handshake outcomes, as countTLS counts them.
+const (
+	tlsFailed = iota
+	tlsDone
+	tlsTimedOut
+)
+
+// countTLS counts a TLS handshake's outcome in Stats; a server's failure
+// is also an Observer.HandshakeFailed (status 0: no HTTP answer), as a
+// WebSocket handshake that ends before its answer is.
+func (l *Loop) countTLS(c *Conn, outcome int) {
+	if st := l.g.cfg.Stats; st != nil {
+		switch outcome {
+		case tlsDone:
+			st.TLSHandshakes.Add(1)
+		case tlsFailed:
+			st.TLSHandshakeErrors.Add(1)
+		case tlsTimedOut:
+			st.TLSHandshakeTimeouts.Add(1)
+		}
 	}
-	if ok {
-		st.TLSHandshakes.Add(1)
-	} else {
-		st.TLSHandshakeErrors.Add(1)
+	if o := l.g.obs; o != nil && outcome != tlsDone && !c.has(flagDialing|flagCounted) && c.has(flagTLSHS) {
+		c.flags |= flagCounted
+		h := l.tlss[c.slot].mc.hs
+		took := Now() - (h.deadline - int64(l.g.cfg.HandshakeTimeoutOrDefault()))
+		o.HandshakeFailed(l.idx, 0, time.Duration(took))
 	}
 }
 
-// refuse sends a plain answer to a connection that has no machine and
-// closes it once the answer is written.
-func (l *Loop) refuse(c *Conn, answer []byte) {
-	l.sendRaw(c, answer)
+// refuseNotTLS answers a plain HTTP request sent to the TLS port in
+// plain text and closes the connection once the answer is written.
+func (l *Loop) refuseNotTLS(c *Conn) {
+	l.sendRaw(c, plainHTTPResponse)
 	if !c.live() {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -137,7 +138,11 @@ func (l *gloop) serve(nc net.Conn) {
 	}
 	gc.c = l.core.NewConn(int(fd))
 	l.e.wg.Add(1)
-	l.core.StartServer(gc.c)
+	var peer netip.Addr
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	l.core.StartServer(gc.c, peer)
 	l.unlock()
 	go gc.read()
 }

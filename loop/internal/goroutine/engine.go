@@ -1,6 +1,7 @@
 // Package goroutine is the goroutine-per-connection engine: blocking I/O on
 // a net.Listener, under the same core as the event loops (which also does
-// TLS when configured: this engine moves ciphertext like the others). It is the baseline the event loops are measured
+// TLS when configured: this engine moves ciphertext like the others). It
+// is the baseline the event loops are measured
 // against, and the engine for platforms without epoll or kqueue.
 //
 // Each connection has a reader goroutine with its own 4 KiB buffer; a
@@ -117,11 +118,15 @@ func (e *engine) acceptLoop() {
 			continue
 		}
 		delay = 0
+		l := e.loops[int(e.next.Add(1))%len(e.loops)]
+		l.core.Accepted() // (the Observer's calls are safe from any goroutine)
 		if e.stopping.Load() {
+			l.core.Refused(core.RefuseShuttingDown)
 			nc.Close()
 			continue
 		}
 		if !e.g.Claim() {
+			l.core.Refused(core.RefuseCapacity)
 			// The socket buffer of a new connection is empty: this write
 			// does not block (a TLS connection gets no answer: it would
 			// need a handshake).
@@ -132,7 +137,6 @@ func (e *engine) acceptLoop() {
 			nc.Close()
 			continue
 		}
-		l := e.loops[int(e.next.Add(1))%len(e.loops)]
 		l.serve(nc)
 	}
 }

@@ -1,0 +1,4 @@
+#!/bin/sh
+# Never reads its stdin.
+echo ready
+exec sleep 60

@@ -1,0 +1,5 @@
+//go:build !race
+
+package clientlimit
+
+const raceEnabled = false
