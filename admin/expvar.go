@@ -41,6 +41,11 @@ func varsHandler(stats *session.Stats) http.Handler {
 				"compressed":      s.Compressed.Load(),
 				"deflated":        s.Deflated.Load(),
 				"inflated":        s.Inflated.Load(),
+				// TLS (wss, https): see session.Stats.
+				"tls_handshakes":         s.TLSHandshakes.Load(),
+				"tls_handshake_errors":   s.TLSHandshakeErrors.Load(),
+				"tls_handshake_timeouts": s.TLSHandshakeTimeouts.Load(),
+				"tls_handshake_waits":    s.TLSHandshakeWaits.Load(),
 			}
 		}))
 	})
