@@ -48,11 +48,16 @@ type Options struct {
 	// without a restart through GetCertificate (see KeyPair). Handshakes
 	// run off the event loops, and a peer that does not complete its
 	// handshake within Session.HandshakeTimeout is cut; both are counted in
-	// Session.Stats (TLSHandshakes, TLSHandshakeErrors, ...).
+	// Session.Stats (TLSHandshakes, TLSHandshakeErrors, ...). Limits apply
+	// at accept, before the TLS handshake: a refused TLS connection is
+	// closed without an answer (a plain 429 would be garbage to its
+	// client, and a handshake would cost what the limit saves).
 	TLSConfig *tls.Config
-	// MaxTLSHandshakes bounds the TLS handshakes in progress at once (default
-	// 1024); past it new TLS connections wait for a place, counted in
-	// Stats.TLSHandshakeWaits (their handshake deadline runs meanwhile).
+	// MaxTLSHandshakes bounds the TLS handshakes running at once (default
+	// 1024; half the CPUs compute them); past it new TLS connections wait
+	// for a place, counted in Stats.TLSHandshakeWaits (their handshake
+	// deadline runs meanwhile). Limits.MaxHandshakes, when set, refuses
+	// connections past its bound outright instead.
 	MaxTLSHandshakes int
 	// SendBuffer, when positive, sets SO_SNDBUF on accepted sockets: the
 	// kernel's send buffer per connection, which otherwise grows up to the

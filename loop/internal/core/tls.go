@@ -27,24 +27,28 @@ import (
 //     whose writes go back to the loop as tasks. The core owns its deadline
 //     (the machine is not started yet).
 //   - After the handshake, reads are driven from the loop: Input hands the
-//     ciphertext to memConn and calls tls.Conn.Read until memConn reports
-//     "would block", a temporary net.Error. crypto/tls latches only
-//     non-temporary read errors and keeps a partial record in its rawInput,
-//     so the next Input goes on where this one stopped. The plaintext goes
-//     to Machine.Feed.
+//     ciphertext to crypto/tls and calls tls.Conn.Read until it would
+//     block. crypto/tls latches only non-temporary read errors and keeps a
+//     partial record in its rawInput, so the next Input goes on where this
+//     one stopped; memConn reports "would block" as a temporary net.Error.
+//     (Where tlsbuf.go knows crypto/tls's layout the bytes are put in
+//     rawInput directly and Read is called only while a whole record is
+//     there: no memConn read, no allocation.) The plaintext goes to
+//     Machine.Feed.
 //   - Writes: what a machine answers (IO.Out, IO.Pong) is sealed by
 //     tls.Conn.Write, whose memConn.Write appends the records to the loop's
 //     ciphertext buffer and never fails (a failed write is permanent in
-//     crypto/tls). The ciphertext then takes the path plain bytes take:
-//     straight to the socket, or the out-queue behind what waits. HighWater,
-//     the write timeout and Queued count ciphertext.
-//   - Pongs coalesce as before: a pong that must wait stays plaintext in
-//     the queue's pong slot (a later one replaces it) and is sealed only
-//     when it is its turn to be written (or when a close frame must follow
-//     it), so records are sealed in the order they are sent.
+//     crypto/tls). With nothing queued, the records go straight to the
+//     socket and what it does not take waits as ciphertext; behind a queue,
+//     output waits as plaintext and is sealed a block at a time when the
+//     socket takes more (sendTLS, writeSealed), so records are sealed in
+//     the order they are sent, a backlog of small messages becomes a few
+//     full records, and pongs coalesce as on a plain connection (the pong
+//     slot holds plaintext until its turn). HighWater, the write timeout
+//     and Queued apply to what waits, plaintext and ciphertext alike.
 //   - A close the machine asks for (after the close handshake, or once an
-//     HTTP answer is queued) queues close_notify behind the last bytes; a
-//     connection that fails or is dropped sends none.
+//     HTTP answer is queued) seals what waits and queues close_notify
+//     behind it; a connection that fails or is dropped sends none.
 //
 // Memory: see tlsbuf.go.
 
