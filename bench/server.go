@@ -66,9 +66,9 @@ var Servers = []ServerSpec{
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 	// wss: the same servers with TLS (wsloop's core layer on crypto/tls;
 	// gorilla behind net/http's ListenAndServeTLS).
-	{Name: "epoll-tls", Label: "wsloop epoll, wss", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, TLS: true},
-	{Name: "goroutine-tls", Label: "wsloop goroutine, wss", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, TLS: true},
-	{Name: "gorilla-tls", Label: "gorilla/websocket, wss", Binary: "gorilla", Baseline: true, TLS: true},
+	{Name: "epoll-tls", Label: "wsloop epoll (wss)", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, TLS: true},
+	{Name: "goroutine-tls", Label: "wsloop goroutine (wss)", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, TLS: true},
+	{Name: "gorilla-tls", Label: "gorilla/websocket (wss)", Binary: "gorilla", Baseline: true, TLS: true},
 }
 
 // Reference is the server every plain figure is also given as a ratio to;
