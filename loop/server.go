@@ -38,6 +38,14 @@ type Options struct {
 	// own goroutine, off the loops; its response is buffered and sent with
 	// Connection: close. nil: 404 for every path except /healthz.
 	HTTP http.Handler
+	// LoopHTTP, when set, sees every plain request first, on the
+	// connection's loop, and returns true for those it takes; the others
+	// go to HTTP. It must not block. It answers with c.WriteHTTP and
+	// c.EndHTTP (then or later, through c.Handle()), or makes the request
+	// an event stream (c.StartStream: a subscriber that costs no goroutine,
+	// for a Room or Broadcast). r is valid only during the call. A panic
+	// before it answers is a 500.
+	LoopHTTP func(c *session.Conn, r *session.Request) bool
 	// TLSConfig serves wss; only the goroutine engine supports it yet.
 	TLSConfig *tls.Config
 	// SendBuffer, when positive, sets SO_SNDBUF on accepted sockets: the

@@ -249,7 +249,8 @@ func (l *Loop) Writable(c *Conn) {
 
 // Hangup says c's socket is gone (err: io.EOF for an orderly end, or what
 // the driver saw). A client that half-closes while its plain HTTP request
-// is being answered still gets the answer.
+// is being answered still gets the answer; an event stream's client that
+// does is gone (session.StateStream).
 func (l *Loop) Hangup(c *Conn, err error) {
 	if !c.live() {
 		return
@@ -710,9 +711,9 @@ func (l *Loop) broadcast(m *session.Prepared) {
 	})
 }
 
-// goAway starts the close handshake (1001) on every open connection and
-// drops those still in their opening handshake; plain HTTP exchanges get
-// their answer.
+// goAway starts the close handshake (1001) on every open connection, ends
+// event streams (once what they queued is written) and drops connections
+// still in their opening handshake; plain HTTP exchanges get their answer.
 func (l *Loop) goAway() {
 	bye := func(sc *session.Conn) { _ = sc.Close(session.StatusGoingAway, "server shutting down") }
 	l.t.each(func(c *Conn) {
@@ -720,7 +721,7 @@ func (l *Loop) goAway() {
 		case c.has(flagConnecting):
 			l.ConnectFailed(c, session.ErrClosed)
 		case !c.has(flagStarted) || c.has(flagCloseReq):
-		case c.m.State() == session.StateOpen:
+		case c.m.State() == session.StateOpen, c.m.State() == session.StateStream:
 			l.run(c, bye)
 		case c.m.State() == session.StateHandshake:
 			l.finish(c, session.ErrClosed)
