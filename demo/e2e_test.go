@@ -36,8 +36,9 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 	srv, err := loop.NewServer(Echo, loop.Options{
 		Engine:  engine,
 		Loops:   2,
-		Session: session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
-		HTTP:    h,
+		Session:  session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
+		HTTP:     h,
+		LoopHTTP: d.LoopHTTP,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

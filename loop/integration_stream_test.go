@@ -1,14 +1,10 @@
 package loop_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/ssetest"
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
@@ -29,8 +26,8 @@ import (
 
 // streamFixture is a server whose /events streams and WebSocket
 // connections are members of one room. A stream resumes from its request's
-// Last-Event-ID (Room.JoinFrom); when that is not possible it first gets
-// an event named "gap" whose data is the id it asked for.
+// Last-Event-ID (Room.JoinFrom; when that is not possible it first gets an
+// event named "gap" whose data is the id it asked for).
 type streamFixture struct {
 	*testServer
 	room *loop.Room
@@ -42,9 +39,7 @@ func startStreams(t *testing.T, engine string, ro loop.RoomOptions, edit func(o 
 	rec := newRecorder()
 	rec.open = func(c *session.Conn) {
 		last, _ := c.Value().(*connInfo).extra.(string)
-		if !f.room.JoinFrom(c, last, 0) && last != "" {
-			_ = c.SendEvent("gap", []byte(last))
-		}
+		f.room.JoinFrom(c, last, 0)
 	}
 	rec.close = func(c *session.Conn, _ session.StatusCode, _ string, _ error) { f.room.Leave(c.Handle()) }
 	f.testServer = startServer(t, engine, rec, func(o *loop.Options) {
@@ -68,123 +63,30 @@ func startStreams(t *testing.T, engine string, ro loop.RoomOptions, edit func(o 
 	return f
 }
 
-// sseClient is an event-stream subscriber on a plain TCP connection.
+// sseClient is an event stream (internal/ssetest) and the server's number
+// for it.
 type sseClient struct {
-	t  testing.TB
-	c  net.Conn
-	br *bufio.Reader
-	id int64 // the server's connection number
-}
-
-type sseEvent struct {
-	id, name, data string
-	comment        bool // a comment line (the heartbeat), not an event
+	*ssetest.Client
+	id int64
 }
 
 // dialSSE opens GET path with Last-Event-ID last (none when "") and checks
-// the response head.
+// the response head: no length, no chunking, the end is the connection's.
 func (ts *testServer) dialSSE(path, last string) *sseClient {
 	ts.t.Helper()
-	c, err := net.DialTimeout("tcp", ts.addr, waitTimeout)
-	if err != nil {
-		ts.t.Fatalf("dial: %v", err)
-	}
-	ts.addCloser(func() { c.Close() })
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + ts.addr + "\r\nAccept: text/event-stream\r\n"
+	var hdr []string
 	if last != "" {
-		req += "Last-Event-ID: " + last + "\r\n"
+		hdr = append(hdr, "Last-Event-ID: "+last)
 	}
-	_ = c.SetDeadline(time.Now().Add(waitTimeout))
-	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
-		ts.t.Fatalf("request: %v", err)
+	c := ssetest.Dial(ts.t, ts.addr, path, hdr...)
+	ts.addCloser(c.Close)
+	resp := c.Response
+	if resp.Header.Get("Cache-Control") != "no-store" || resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 || !resp.Close {
+		ts.t.Fatalf("stream response: %v length %d encoding %v close %v", resp.Header, resp.ContentLength, resp.TransferEncoding, resp.Close)
 	}
-	s := &sseClient{t: ts.t, c: c, br: bufio.NewReader(c)}
-	resp, err := http.ReadResponse(s.br, nil)
-	if err != nil {
-		ts.t.Fatalf("response head: %v", err)
-	}
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	if resp.StatusCode != 200 || mt != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-store" ||
-		resp.ContentLength != -1 || len(resp.TransferEncoding) != 0 || !resp.Close {
-		ts.t.Fatalf("stream response: %d %v length %d encoding %v close %v", resp.StatusCode, resp.Header, resp.ContentLength, resp.TransferEncoding, resp.Close)
-	}
+	s := &sseClient{Client: c}
 	s.id, _ = strconv.ParseInt(resp.Header.Get(connIDHeader), 10, 64)
 	return s
-}
-
-// next returns the next event or comment, failing the test on an error.
-func (s *sseClient) next() sseEvent {
-	s.t.Helper()
-	ev, err := s.read()
-	if err != nil {
-		s.t.Fatalf("stream %d: %v", s.id, err)
-	}
-	return ev
-}
-
-// event returns the next event, skipping comments.
-func (s *sseClient) event() sseEvent {
-	s.t.Helper()
-	for {
-		if ev := s.next(); !ev.comment {
-			return ev
-		}
-	}
-}
-
-// read parses one event (or comment line) as the WHATWG parser does; the
-// server ends lines with LF only, which it checks.
-func (s *sseClient) read() (sseEvent, error) {
-	var ev sseEvent
-	var data []string
-	_ = s.c.SetReadDeadline(time.Now().Add(waitTimeout))
-	for {
-		line, err := s.br.ReadString('\n')
-		if err != nil {
-			return ev, err
-		}
-		line = strings.TrimSuffix(line, "\n")
-		if strings.ContainsRune(line, '\r') {
-			return ev, fmt.Errorf("a CR in line %q", line)
-		}
-		switch {
-		case line == "":
-			if data == nil {
-				continue // nothing to dispatch
-			}
-			ev.data = strings.Join(data, "\n")
-			return ev, nil
-		case line[0] == ':':
-			if data == nil && ev.id == "" && ev.name == "" {
-				return sseEvent{comment: true, data: line[1:]}, nil
-			}
-		default:
-			field, value, _ := strings.Cut(line, ":")
-			value = strings.TrimPrefix(value, " ")
-			switch field {
-			case "data":
-				data = append(data, value)
-			case "id":
-				ev.id = value
-			case "event":
-				ev.name = value
-			}
-		}
-	}
-}
-
-// expectEnd reads until the server ends the stream (EOF).
-func (s *sseClient) expectEnd() {
-	s.t.Helper()
-	for {
-		_, err := s.read()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			s.t.Fatalf("stream %d: %v, want its end", s.id, err)
-		}
-	}
 }
 
 // idNumber splits an event id "<epoch>-<n>"; n is -1 when id is not one.
@@ -234,21 +136,21 @@ func TestIntegrationStreamRoom(t *testing.T) {
 				defer wg.Done()
 				epoch := ""
 				for k := 0; k < messages; k++ {
-					ev, err := s.read()
+					ev, err := s.Read()
 					if err != nil {
 						t.Errorf("stream %d: after %d events: %v", i, k, err)
 						return
 					}
-					e, n := idNumber(ev.id)
+					e, n := idNumber(ev.ID)
 					if epoch == "" {
 						epoch = e
 					}
-					if ev.comment || ev.data != text(k) || e != epoch || n != k+1 || ev.name != "" {
+					if ev.Comment || ev.Data != text(k) || e != epoch || n != k+1 || ev.Name != "" {
 						t.Errorf("stream %d: event %+v, want %q with id %s-%d (lost, duplicated or reordered)", i, ev, text(k), epoch, k+1)
 						return
 					}
 				}
-				if ev, err := s.read(); err != nil || ev.name != "binary" || ev.data != "AP8K" {
+				if ev, err := s.Read(); err != nil || ev.Name != "binary" || ev.Data != "AP8K" {
 					t.Errorf("stream %d: binary message came as %+v, %v", i, ev, err)
 				}
 			}()
@@ -281,7 +183,7 @@ func TestIntegrationStreamRoom(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, s := range streams {
-			if ev := s.event(); ev.data != "to all" || ev.id != "" {
+			if ev := s.Event(); ev.Data != "to all" || ev.ID != "" {
 				t.Fatalf("stream %d: broadcast came as %+v", i, ev)
 			}
 		}
@@ -301,7 +203,7 @@ func TestIntegrationStreamRoom(t *testing.T) {
 		}
 
 		// The client goes away: the stream ends, its member leaves.
-		streams[0].c.Close()
+		streams[0].Close()
 		ev := f.rec.waitCloseOf(t, streams[0].id)
 		if ev.code != session.StatusAbnormal || ev.err == nil {
 			t.Fatalf("stream whose client left: OnClose %d %v, want 1006 and the engine's error", ev.code, ev.err)
@@ -346,17 +248,17 @@ func TestIntegrationStreamResume(t *testing.T) {
 			// Each connection reads a few events, then leaves (the last one
 			// reads to the end).
 			for k := 0; k < 37 && seen < total; k++ {
-				ev := s.event()
-				if ev.name == "gap" {
+				ev := s.Event()
+				if ev.Name == "gap" {
 					t.Fatalf("reconnect %d with %q got a gap", reconnects, last)
 				}
-				_, n := idNumber(ev.id)
-				if n != seen+1 || ev.data != "n"+strconv.Itoa(n) {
+				_, n := idNumber(ev.ID)
+				if n != seen+1 || ev.Data != "n"+strconv.Itoa(n) {
 					t.Fatalf("reconnect %d (Last-Event-ID %q): event %+v after %d (lost, duplicated or reordered)", reconnects, last, ev, seen)
 				}
-				seen, last = n, ev.id
+				seen, last = n, ev.ID
 			}
-			s.c.Close()
+			s.Close()
 			reconnects++
 		}
 		t.Logf("%s: %d messages over %d connections", engine, total, reconnects)
@@ -366,24 +268,24 @@ func TestIntegrationStreamResume(t *testing.T) {
 		s := f.dialSSE("/events", last)
 		waitFor(t, "the stream in the room", func() bool { return f.room.Len() == 1 })
 		_ = f.room.Publish(session.Text, []byte("live"))
-		if ev := s.event(); ev.data != "live" || ev.id != epoch+"-"+strconv.Itoa(total+1) {
+		if ev := s.Event(); ev.Data != "live" || ev.ID != epoch+"-"+strconv.Itoa(total+1) {
 			t.Fatalf("resumed at the latest id: %+v", ev)
 		}
-		s.c.Close()
+		s.Close()
 		waitFor(t, "the room empty", func() bool { return f.room.Len() == 0 })
 
 		// Ids it cannot resume from: a gap, then only what is new.
 		for _, bad := range []string{"0badbeef-5", epoch + "-" + strconv.Itoa(total+50), "nonsense", epoch + "-"} {
 			s := f.dialSSE("/events", bad)
-			if ev := s.event(); ev.name != "gap" || ev.data != bad {
+			if ev := s.Event(); ev.Name != "gap" || ev.Data != bad {
 				t.Fatalf("Last-Event-ID %q: first event %+v, want a gap", bad, ev)
 			}
 			waitFor(t, "the stream in the room", func() bool { return f.room.Len() == 1 })
 			_ = f.room.Publish(session.Text, []byte("after "+bad))
-			if ev := s.event(); ev.data != "after "+bad {
+			if ev := s.Event(); ev.Data != "after "+bad {
 				t.Fatalf("Last-Event-ID %q: after the gap %+v", bad, ev)
 			}
-			s.c.Close()
+			s.Close()
 			waitFor(t, "the room empty", func() bool { return f.room.Len() == 0 })
 		}
 		f.finish()
@@ -405,16 +307,16 @@ func TestIntegrationStreamHistoryBounds(t *testing.T) {
 			_ = f.room.Publish(session.Text, []byte("end"))
 			var got []string
 			for {
-				ev := s.event()
-				got = append(got, ev.name+":"+ev.data)
-				if ev.data == "end" {
+				ev := s.Event()
+				got = append(got, ev.Name+":"+ev.Data)
+				if ev.Data == "end" {
 					break
 				}
 			}
 			if strings.Join(got, ",") != strings.Join(want, ",") {
 				t.Fatalf("Last-Event-ID %q: %v, want %v", last, got, want)
 			}
-			s.c.Close()
+			s.Close()
 			waitFor(t, "the room empty", func() bool { return f.room.Len() == 0 })
 		}
 		// Kept: 13-20. 12 is the newest missing one: from 12 on resumes.
@@ -447,8 +349,8 @@ func TestIntegrationStreamHeartbeat(t *testing.T) {
 		s := f.dialSSE("/events", "")
 		f.openRaw() // a WebSocket that says nothing (nor answers pings)
 		for beats := 0; beats < 6; {
-			ev := s.next()
-			if !ev.comment {
+			ev := s.Next()
+			if !ev.Comment {
 				t.Fatalf("idle stream got %+v, want only heartbeats", ev)
 			}
 			beats++
@@ -460,7 +362,7 @@ func TestIntegrationStreamHeartbeat(t *testing.T) {
 		// An event is output too: it moves the next heartbeat, and the
 		// stream goes on.
 		_ = f.room.Publish(session.Text, []byte("x"))
-		if ev := s.event(); ev.data != "x" {
+		if ev := s.Event(); ev.Data != "x" {
 			t.Fatalf("after heartbeats: %+v", ev)
 		}
 		f.finish()
@@ -504,8 +406,8 @@ func TestIntegrationStreamSlowConsumers(t *testing.T) {
 			o.Session.HighWater = hw
 			o.SendBuffer = 16 << 10
 			o.Session.Upgrade = func(r *session.Request) (session.Accept, error) { return session.Accept{Config: roomy}, nil }
+			roomy.Stats = o.Session.Stats
 		})
-		roomy.Stats = f.stats
 		for i := 0; i < mute; i++ {
 			dialMuteSSE(t, f.testServer, "/events")
 		}
@@ -518,9 +420,9 @@ func TestIntegrationStreamSlowConsumers(t *testing.T) {
 		done := make(chan error, 2)
 		go func() {
 			for n := 0; n < messages; n++ {
-				ev, err := healthy.read()
-				if err != nil || len(ev.data) != size || ev.data[0] != byte('a'+n%26) {
-					done <- fmt.Errorf("healthy stream: message %d: %v (%d bytes)", n, err, len(ev.data))
+				ev, err := healthy.Read()
+				if err != nil || len(ev.Data) != size || ev.Data[0] != byte('a'+n%26) {
+					done <- fmt.Errorf("healthy stream: message %d: %v (%d bytes)", n, err, len(ev.Data))
 					return
 				}
 				got.Store(int64(n + 1))
@@ -586,11 +488,11 @@ func TestIntegrationStreamShutdown(t *testing.T) {
 		s := f.dialSSE("/events", "")
 		waitFor(t, "the stream in the room", func() bool { return f.room.Len() == 1 })
 		_ = f.room.Publish(session.Text, []byte("last words"))
-		if ev := s.event(); ev.data != "last words" {
+		if ev := s.Event(); ev.Data != "last words" {
 			t.Fatalf("%+v", ev)
 		}
 		f.shutdown()
-		s.expectEnd()
+		s.ExpectEnd()
 		if ev := f.rec.waitCloseOf(t, s.id); ev.code != session.StatusGoingAway || ev.err != nil {
 			t.Fatalf("stream at shutdown: OnClose %d %v, want 1001", ev.code, ev.err)
 		}

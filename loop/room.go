@@ -131,13 +131,14 @@ func (r *Room) join(h session.Handle) {
 // inside one of c's callbacks or tasks (OnOpen), like the Conn methods.
 //
 // It reports whether last was resumed from: one of this room's ids (its
-// epoch) with everything after it still kept (or nothing after it). Else,
-// or when last is "", c gets the latest fresh kept messages instead (0:
-// none; a feed whose new subscribers see its latest reading at once gives
-// 1), and the caller may tell the client that it missed some (the demo
-// sends a "gap" event). A message c's Config.Overflow refuses ends the
-// replay. Reconnecting to another process resumes only for rooms that
-// share an Epoch and number their messages alike (PublishID).
+// epoch) with everything after it still kept (or nothing after it). Else
+// c gets the latest fresh kept messages instead (0: none; a feed whose new
+// subscribers see its latest reading at once gives 1), after, when last
+// was set (the client missed messages, or its id is another room's), an
+// event named "gap" whose data is last: a stream's client learns that it
+// must catch up some other way. A message c's Config.Overflow refuses
+// ends the replay. Reconnecting to another process resumes only for rooms
+// that share an Epoch and number their messages alike (PublishID).
 func (r *Room) JoinFrom(c *session.Conn, last string, fresh int) (resumed bool) {
 	h := c.Handle()
 	if h.IsZero() {
@@ -154,6 +155,9 @@ func (r *Room) JoinFrom(c *session.Conn, last string, fresh int) (resumed bool) 
 		for from > 0 && kept[from-1].id > n {
 			from--
 		}
+	}
+	if !resumed && last != "" && c.SendEvent("gap", []byte(last)) != nil {
+		return false
 	}
 	for _, e := range kept[from:] {
 		if c.SendPrepared(e.m) != nil {
