@@ -25,6 +25,12 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 // besides the server's own.
 func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
 	t.Helper()
+	return serveWith(t, engine, opts, extra, func(o *loop.Options) { o.Session.AllowedOrigins = origins })
+}
+
+// serveWith is serve with the server's options adjusted by edit.
+func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, edit func(o *loop.Options)) (*loop.Server, *Demo, string) {
+	t.Helper()
 	d := New(opts)
 	var h http.Handler = d.Page()
 	if extra != nil {
@@ -33,14 +39,18 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 		mux.Handle("/selftest-report", extra)
 		h = mux
 	}
-	srv, err := loop.NewServer(Echo, loop.Options{
-		Engine:  engine,
-		Loops:   2,
-		Session:  session.Config{Upgrade: d.Upgrade, AllowedOrigins: origins},
+	lo := loop.Options{
+		Engine:   engine,
+		Loops:    2,
+		Session:  session.Config{Upgrade: d.Upgrade},
 		HTTP:     h,
 		LoopHTTP: d.LoopHTTP,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if edit != nil {
+		edit(&lo)
+	}
+	srv, err := loop.NewServer(Echo, lo)
 	if err != nil {
 		t.Fatal(err)
 	}
