@@ -28,14 +28,17 @@ type ServerSpec struct {
 	// Admin: the server serves /debug/vars on an admin listener of its own
 	// (-admin-addr) rather than on its port.
 	Admin bool
+	// SSE: the server serves the push feed as an event stream at /sse/push
+	// (the idle-sse scenario).
+	SSE bool
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
 // Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
-	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true},
-	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true},
-	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true},
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, SSE: true},
+	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true, SSE: true},
+	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, SSE: true},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 }
