@@ -294,7 +294,9 @@ func (c benchCase) servedBy(s ServerSpec) bool { return c.Scenario != ScenarioId
 
 // idleScenario reports whether the scenario holds idle connections and
 // measures their memory.
-func idleScenario(scenario string) bool { return scenario == ScenarioIdle || scenario == ScenarioIdleSSE }
+func idleScenario(scenario string) bool {
+	return scenario == ScenarioIdle || scenario == ScenarioIdleSSE
+}
 
 func primaryMetric(scenario string) string {
 	switch scenario {
