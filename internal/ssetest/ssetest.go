@@ -1,7 +1,7 @@
 // Package ssetest is an event-stream (Server-Sent Events) client for tests:
 // a plain HTTP/1.1 GET on its own TCP connection and a parser of its own
 // (the WHATWG rules), sharing no code with the server it checks. It is
-// strict about what wsloop sends: lines end in LF alone.
+// strict about what wsloop sends: lines end in LF alone, events come whole.
 package ssetest
 
 import (
@@ -30,7 +30,7 @@ type Event struct {
 type Client struct {
 	t        testing.TB
 	Conn     net.Conn
-	Response *http.Response // the head; its Body is not used
+	Response *http.Response // the head; the events are read from its Body
 	br       *bufio.Reader
 }
 
@@ -63,8 +63,8 @@ func Open(addr, path string, header ...string) (*Client, error) {
 		conn.Close()
 		return nil, err
 	}
-	c := &Client{Conn: conn, br: bufio.NewReader(conn)}
-	c.Response, err = http.ReadResponse(c.br, nil)
+	c := &Client{Conn: conn}
+	c.Response, err = http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("GET %s: response head: %w", path, err)
@@ -73,6 +73,9 @@ func Open(addr, path string, header ...string) (*Client, error) {
 		conn.Close()
 		return nil, fmt.Errorf("GET %s: %s with Content-Type %q, want 200 text/event-stream", path, c.Response.Status, c.Response.Header.Get("Content-Type"))
 	}
+	// The body as framed: to the connection's end (wsloop), or chunked (a
+	// proxy in front).
+	c.br = bufio.NewReader(c.Response.Body)
 	return c, nil
 }
 
