@@ -30,7 +30,9 @@
 // StateHandshake: a server Conn collects the request head, parsed in place
 // when it arrives in one read, otherwise in a pooled buffer capped at
 // Config.MaxRequestHeader (431 beyond). A plain request goes to Config.HTTP
-// (StateHTTP; the hook answers with Conn.WriteHTTP) or gets 426; an upgrade
+// (StateHTTP; the hook answers with Conn.WriteHTTP, or makes it an event
+// stream with Conn.StartStream: StateStream, a write-only subscriber whose
+// messages are Server-Sent Events) or gets 426; an upgrade
 // request is checked (RFC 6455 4.2.1), its Origin checked against the
 // server's own and Config.AllowedOrigins (403), decided by Config.Upgrade,
 // answered with 101, and the bytes behind it are read as frames. A client
