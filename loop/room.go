@@ -248,7 +248,8 @@ func (r *Room) PublishID(n uint64, op session.Opcode, p []byte) error {
 // the room's messages in the order of their numbers and JoinFrom sees each
 // either kept or still to come.
 func (r *Room) publish(n uint64, op session.Opcode, p []byte) error {
-	m := session.NewPreparedID(op, p, r.epoch+"-"+strconv.FormatUint(n, 10))
+	var id [48]byte // an epoch of a usual length, its number: one allocation for the id
+	m := session.NewPreparedID(op, p, string(strconv.AppendUint(append(append(id[:0], r.epoch...), '-'), n, 10)))
 	r.hist.add(n, m)
 	if r.n == 0 {
 		return nil

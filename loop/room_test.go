@@ -258,3 +258,23 @@ func TestRoomHistoryCompacts(t *testing.T) {
 		t.Fatalf("bytes %d base %d", r.hist.bytes, r.hist.base)
 	}
 }
+
+// A publish allocates the message, its frame and its id, whatever the
+// members (tasks are the executors').
+func TestRoomPublishAllocs(t *testing.T) {
+	x := &fakeExecutor{}
+	r := NewRoomWith(RoomOptions{History: 4})
+	for id := uint64(1); id <= 100; id++ {
+		r.Join(session.NewHandle(x, id))
+	}
+	msg := []byte("a reading of about sixty bytes, like the push feed's ones")
+	allocs := testing.AllocsPerRun(200, func() {
+		_ = r.Publish(session.Text, msg)
+		x.calls = x.calls[:0]
+	})
+	// The Prepared, its frame, the id, the send closure.
+	if allocs > 4 {
+		t.Fatalf("Publish: %v allocations, want at most 4", allocs)
+	}
+	t.Logf("Publish: %v allocations", allocs)
+}
