@@ -38,6 +38,9 @@ func varsHandler(stats *session.Stats) http.Handler {
 				"slow_closed":     s.SlowClosed.Load(),
 				"protocol_errors": s.ProtocolErrors.Load(),
 				"panics":          s.Panics.Load(),
+				"compressed":      s.Compressed.Load(),
+				"deflated":        s.Deflated.Load(),
+				"inflated":        s.Inflated.Load(),
 			}
 		}))
 	})

@@ -48,11 +48,27 @@ func buildAll(ctx context.Context, root, binDir string, servers []ServerSpec, lo
 			continue
 		}
 		seen[s.Binary] = true
+		if s.Rev != "" {
+			continue // below
+		}
 		if s.Baseline {
 			targets = append(targets, target{filepath.Join(root, "bench", "baseline"), "./" + s.Binary, s.Binary})
 		} else {
 			targets = append(targets, target{root, "./cmd/" + s.Binary, s.Binary})
 		}
+	}
+	for _, s := range servers {
+		if s.Rev == "" {
+			continue
+		}
+		// A previous version: its tree, checked out beside the build.
+		tree := filepath.Join(binDir, "src-"+s.Binary)
+		out, err := exec.CommandContext(ctx, "git", "-C", root, "worktree", "add", "--detach", tree, s.Rev).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("git worktree add %s: %v\n%s", s.Rev, err, out)
+		}
+		defer exec.Command("git", "-C", root, "worktree", "remove", "--force", tree).Run()
+		targets = append(targets, target{tree, "./cmd/wsloop", s.Binary})
 	}
 	for _, t := range targets {
 		log.Info("building", "pkg", t.pkg, "dir", t.dir)

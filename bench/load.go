@@ -60,6 +60,7 @@ type loadRun struct {
 	Duration time.Duration // traffic (idle: how long connections are held)
 	Drain    time.Duration
 	PID      int // server, for its RSS per connection
+	Extra    []string
 }
 
 // args is the wsload command line for r, writing its report to jsonPath.
@@ -91,7 +92,7 @@ func (r loadRun) args(jsonPath string) []string {
 	if r.PID > 0 {
 		a = append(a, "-server-pid", strconv.Itoa(r.PID))
 	}
-	return a
+	return append(a, r.Extra...)
 }
 
 // errVerification marks a wsload run that finished but found the server at fault.

@@ -348,6 +348,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 		lr.URL = "http://" + p.addr + c.Path
 	}
 	lr.PID = pid
+	lr.Extra = s.LoadArgs
 
 	// While idle connections are held, sample what wsload cannot see:
 	// threads, goroutines and the Go heap.

@@ -31,6 +31,23 @@ type ServerSpec struct {
 	// SSE: the server serves the push feed as an event stream at /sse/push
 	// (the idle-sse scenario).
 	SSE bool
+	// Rev, when set, is the git revision the binary is built from (a
+	// previous version of wsloop, measured beside the current one).
+	Rev string
+	// LoadArgs are extra wsload flags for runs against this server (the
+	// compression row's -compress).
+	LoadArgs []string
+}
+
+// PreviousEpoll is the epoll engine of wsloop as it was at rev: built from
+// that revision's cmd/wsloop, named "epoll@REV" on the page.
+func PreviousEpoll(rev string) ServerSpec {
+	short := rev
+	if len(short) > 7 {
+		short = short[:7]
+	}
+	return ServerSpec{Name: "epoll@" + short, Label: "wsloop epoll @" + short, Binary: "wsloop-" + short,
+		Args: []string{"-engine", "epoll"}, Rev: rev}
 }
 
 // Servers are every server the benchmark knows, in the order of its tables.
@@ -39,6 +56,11 @@ var Servers = []ServerSpec{
 	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, SSE: true},
 	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true, SSE: true},
 	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, SSE: true},
+	// The epoll engine with permessage-deflate negotiated on every
+	// connection (wsload offers it; idle: what compression costs an idle
+	// connection; echo: the CPU of compressing and inflating each message).
+	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
+		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os/exec"
@@ -243,20 +242,16 @@ func (b *Backend) openTail(r *session.Request) *[]byte {
 	t = append(t, `,"query":`...)
 	t = appendJSONStr(t, r.RawQuery())
 	t = append(t, `,"remote":`...)
-	var remote net.Addr
+	var ap netip.AddrPort
 	if !b.opts.NoRemoteAddr {
-		remote = r.RemoteAddr()
+		ap = r.RemoteAddrPort() // asked of the kernel, nothing allocated
 	}
-	switch a := remote.(type) {
-	case nil:
-		t = append(t, `""`...)
-	case *net.TCPAddr:
-		ap := a.AddrPort()
+	if ap.IsValid() {
 		t = append(t, '"')
 		t = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(t)
 		t = append(t, '"')
-	default:
-		t = appendJSONStr(t, a.String())
+	} else {
+		t = append(t, `""`...)
 	}
 	t = append(t, `,"headers":{`...)
 	n := 0

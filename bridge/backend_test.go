@@ -289,6 +289,7 @@ func TestBackendSlow(t *testing.T) {
 	if !refused {
 		t.Fatalf("no upgrade refused: %+v", b.Stats())
 	}
+	eventually(t, "every close to reach the bridge", func() bool { st := b.Stats(); return st.Opened == st.Closed && st.Conns == 0 })
 	st := b.Stats()
 	if st.Overloaded < 1 || st.Refused != 1 || st.QueueBytes < bound || st.QueueBytes > bound+8<<10+int(st.Closed)*64 {
 		t.Errorf("stats %+v", st)

@@ -37,12 +37,12 @@ type CGIOptions struct {
 //
 // Only plain file names directly in the directory are scripts: no
 // subdirectories, no names starting with '.', no symbolic links, and only
-// files with an execute bit; anything else is 404. wsloop's HTTP side reads
-// no request bodies, so a request that has one is refused with 501 rather
-// than given to a script that would see it empty. The response is buffered
-// by wsloop (at most 32 MiB) and sent when the script exits; a script that
-// never exits holds its request, and its place under the Limit, until it
-// does (net/http/cgi has no timeout).
+// files with an execute bit; anything else is 404. A request body
+// (Content-Length, at most the server's MaxRequestBody; chunked bodies are
+// refused with 411 before they get here) is the script's standard input.
+// The response is streamed as the script writes it, at the pace the client
+// reads; a script that never exits holds its request, and its place under
+// the Limit, until it does (net/http/cgi has no timeout).
 type CGI struct {
 	dir  string
 	opts CGIOptions
@@ -90,11 +90,6 @@ func (h *CGI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		http.NotFound(w, r)
-		return
-	}
-	if len(r.TransferEncoding) > 0 || (r.Header.Get("Content-Length") != "" && r.Header.Get("Content-Length") != "0") ||
-		r.Header.Get("Transfer-Encoding") != "" {
-		http.Error(w, "501 request bodies are not supported by this server's CGI", http.StatusNotImplemented)
 		return
 	}
 	if !h.opts.Limit.acquire() {

@@ -46,9 +46,15 @@ func cgiServer(t *testing.T, dir string, opts CGIOptions) (*testServer, *CGI, *l
 	return serve(t, "epoll", routes{"/echo": e.Upgrade}, mux, nil), h, logs
 }
 
-// rawRequest sends req and returns the status code, head and body.
+// rawRequest sends req (with Connection: close unless it says otherwise:
+// the server keeps HTTP/1.1 connections alive) and returns the status code,
+// head and body.
 func rawRequest(t *testing.T, addr, req string) (int, string, string) {
 	t.Helper()
+	if !strings.Contains(req, "\r\nConnection:") {
+		line, rest, _ := strings.Cut(req, "\r\n")
+		req = line + "\r\nConnection: close\r\n" + rest
+	}
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -183,8 +189,11 @@ func TestCGIRequests(t *testing.T) {
 			t.Errorf("%s: %d %q, want 404", path, code, body)
 		}
 	}
-	if code, _, _ := rawRequest(t, s.addr, "POST /cgi-bin/env.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); code != 501 {
-		t.Errorf("POST with a body: %d, want 501", code)
+	if code, _, body := rawRequest(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); code != 200 || !strings.Contains(body, "HELLO") {
+		t.Errorf("POST with a body: %d %q, want 200 and the body in capitals", code, body)
+	}
+	if code, _, _ := rawRequest(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); code != 411 {
+		t.Errorf("POST with a chunked body: %d, want 411", code)
 	}
 	if code, _, _ := rawRequest(t, s.addr, "POST /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"); code != 201 {
 		t.Errorf("POST without a body: %d, want 201", code)

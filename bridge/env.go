@@ -63,20 +63,13 @@ func cgiEnv(r *session.Request, scriptName string, tls bool, passEnv, extra []st
 	add("SCRIPT_NAME", scriptName)
 	add("PATH_INFO", pathInfo)
 	add("QUERY_STRING", r.RawQuery())
-	if a := r.RemoteAddr(); a != nil {
-		ip, port := a.String(), ""
-		if ta, ok := a.(*net.TCPAddr); ok {
-			ip, port = ta.IP.String(), strconv.Itoa(ta.Port)
-		} else if h, p, err := net.SplitHostPort(ip); err == nil {
-			ip, port = h, p
-		}
+	if ap := r.RemoteAddrPort(); ap.IsValid() {
+		ip := ap.Addr().Unmap().String()
 		add("REMOTE_ADDR", ip)
 		add("REMOTE_HOST", ip)
-		if port != "" {
-			add("REMOTE_PORT", port)
-		}
+		add("REMOTE_PORT", strconv.Itoa(int(ap.Port())))
 	}
-	if tls {
+	if tls || r.TLS() {
 		add("HTTPS", "on")
 	}
 	h, names := requestHeaders(r)

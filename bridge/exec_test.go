@@ -242,7 +242,9 @@ func TestExecFloodBlocks(t *testing.T) {
 		}
 		last = w
 		written = w
-		return same >= 5
+		// Not blocked before the pipe (64 KiB) is full: on a loaded
+		// machine the program may just be slow to start.
+		return same >= 5 && w > 64<<10
 	})
 	st := e.Stats()
 	if st.Stalls == 0 {

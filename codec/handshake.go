@@ -373,7 +373,17 @@ func (r *Request) EachProtocol(fn func(token []byte) bool) {
 // follows the first ';', trimmed; nil when there are none). Commas inside
 // quoted parameter values do not split offers.
 func (r *Request) EachExtension(fn func(name, params []byte) bool) {
-	r.EachHeader(func(name, value []byte) bool {
+	eachExtension(r.Head, fn)
+}
+
+// EachExtension calls fn for every extension the response's
+// Sec-WebSocket-Extensions headers accept, as Request.EachExtension does.
+func (r *Response) EachExtension(fn func(name, params []byte) bool) {
+	eachExtension(r.Head, fn)
+}
+
+func eachExtension(head []byte, fn func(name, params []byte) bool) {
+	eachHeader(head, func(name, value []byte) bool {
 		if !equalFold(name, "Sec-WebSocket-Extensions") {
 			return true
 		}
@@ -694,7 +704,11 @@ func hasToken(list []byte, token string) bool {
 
 // nextElement splits the first element off a comma-separated list, trimmed;
 // commas inside a quoted-string do not count.
-func nextElement(list []byte) (elem, rest []byte) {
+func nextElement(list []byte) (elem, rest []byte) { return splitQuoted(list, ',') }
+
+// splitQuoted splits the first sep-separated element off list, trimmed; a
+// sep inside a quoted-string does not count. rest is nil after the last.
+func splitQuoted(list []byte, sep byte) (elem, rest []byte) {
 	quoted := false
 	for i := 0; i < len(list); i++ {
 		switch b := list[i]; {
@@ -702,7 +716,7 @@ func nextElement(list []byte) (elem, rest []byte) {
 			i++
 		case b == '"':
 			quoted = !quoted
-		case b == ',' && !quoted:
+		case b == sep && !quoted:
 			return trimOWS(list[:i]), list[i+1:]
 		}
 	}

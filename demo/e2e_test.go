@@ -25,13 +25,21 @@ var engines = []string{"epoll", "gnet", "goroutine"}
 // besides the server's own.
 func serve(t *testing.T, engine string, opts Options, extra http.Handler, origins ...string) (*loop.Server, *Demo, string) {
 	t.Helper()
-	return serveWith(t, engine, opts, extra, func(o *loop.Options) { o.Session.AllowedOrigins = origins })
+	return serveConfig(t, engine, opts, extra, session.Config{AllowedOrigins: origins})
 }
 
-// serveWith is serve with the server's options adjusted by edit.
-func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, edit func(o *loop.Options)) (*loop.Server, *Demo, string) {
+// serveConfig is serve with a session.Config (its Upgrade is the demo's).
+func serveConfig(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config) (*loop.Server, *Demo, string) {
+	t.Helper()
+	return serveWith(t, engine, opts, extra, cfg, nil)
+}
+
+// serveWith is serveConfig with the server's options adjusted by edit
+// (after the demo's hooks are in them).
+func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config, edit func(o *loop.Options)) (*loop.Server, *Demo, string) {
 	t.Helper()
 	d := New(opts)
+	cfg.Upgrade = d.Upgrade
 	var h http.Handler = d.Page()
 	if extra != nil {
 		mux := http.NewServeMux()
@@ -42,7 +50,7 @@ func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, ed
 	lo := loop.Options{
 		Engine:   engine,
 		Loops:    2,
-		Session:  session.Config{Upgrade: d.Upgrade},
+		Session:  cfg,
 		HTTP:     h,
 		LoopHTTP: d.LoopHTTP,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),

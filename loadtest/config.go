@@ -78,6 +78,9 @@ type Config struct {
 	Ping time.Duration `json:"ping"`
 	// ConnectTimeout bounds each connect plus handshake; default 10s.
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// Compress offers permessage-deflate (no context takeover) on every
+	// connection; Counts.Compressed says how many the server accepted.
+	Compress bool `json:"compress,omitempty"`
 
 	// Publish is the broadcast scenario's source: PublishSelf (default) or PublishServer.
 	Publish string `json:"publish,omitempty"`

@@ -54,6 +54,7 @@ type part struct {
 	stopping atomic.Bool // echo: send nothing more
 
 	attempted, opened, resolved, active atomic.Int64
+	compressed                          atomic.Int64
 	failed, dropped                     [numCauses]atomic.Int64
 	closedClean                         atomic.Int64
 	sent, received, bytesSent, bytesRcv atomic.Int64
@@ -168,6 +169,7 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 		Session: session.Config{
 			MaxMessage:   maxMsg,
 			PingInterval: ping,
+			Compression:  compression(cfg.Compress),
 		},
 	})
 	if err != nil {
@@ -177,6 +179,15 @@ func newPart(cfg *Config, share shareSpec) (*part, error) {
 }
 
 func (p *part) clock() int64 { return int64(time.Since(p.base)) }
+
+// compression is the connections' permessage-deflate offer: every message
+// the generator sends is worth compressing in a compression run.
+func compression(on bool) *session.Compression {
+	if !on {
+		return nil
+	}
+	return &session.Compression{Threshold: -1}
+}
 
 // note keeps the first occurrence of each kind of failure, with its detail.
 func (p *part) note(kind, format string, a ...any) {
@@ -198,6 +209,9 @@ func (x *conn) OnOpen(c *session.Conn) {
 	x.flags |= fOpen
 	c.SetValue(x)
 	p.opened.Add(1)
+	if c.Compressed() {
+		p.compressed.Add(1)
+	}
 	p.resolved.Add(1)
 	p.active.Add(1)
 	p.lastOpen.Store(now)
@@ -456,6 +470,7 @@ func (p *part) finish() *partResult {
 		Counts: Counts{
 			Attempted:     p.attempted.Load(),
 			Opened:        p.opened.Load(),
+			Compressed:    p.compressed.Load(),
 			HeldAtStart:   p.heldAtStart,
 			HeldAtEnd:     p.heldAtEnd,
 			ClosedClean:   p.closedClean.Load(),

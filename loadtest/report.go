@@ -11,9 +11,12 @@ import (
 // Counts are the event counters of a run; a process reports its own and the
 // parent adds them up.
 type Counts struct {
-	Attempted int64            `json:"attempted"`        // connects started
-	Opened    int64            `json:"opened"`           // handshakes completed
-	Failed    map[string]int64 `json:"failed,omitempty"` // connects that did not open, by cause
+	Attempted int64 `json:"attempted"` // connects started
+	Opened    int64 `json:"opened"`    // handshakes completed
+	// Compressed are the opened connections that negotiated
+	// permessage-deflate (Config.Compress).
+	Compressed int64            `json:"compressed,omitempty"`
+	Failed     map[string]int64 `json:"failed,omitempty"` // connects that did not open, by cause
 	// Dropped are open connections the server closed (or lost) when the
 	// generator had not asked, by cause.
 	Dropped map[string]int64 `json:"dropped,omitempty"`
@@ -55,6 +58,7 @@ type Counts struct {
 func (c *Counts) add(o *Counts) {
 	c.Attempted += o.Attempted
 	c.Opened += o.Opened
+	c.Compressed += o.Compressed
 	c.Failed = addMap(c.Failed, o.Failed)
 	c.Dropped = addMap(c.Dropped, o.Dropped)
 	c.HeldAtStart += o.HeldAtStart
@@ -287,6 +291,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	p("scenario   %s  %s  %s  procs %d  source addresses %d", r.Scenario, r.URL, what, r.Procs, r.Src)
 	p("connects   %d attempted, %d opened in %.2fs (%.0f/s); failed: %s", r.Attempted, r.Opened, r.RampSeconds, r.ConnectRate, orNone(fmtMap(r.Failed)))
+	if r.Compressed > 0 {
+		p("compressed %d of %d connections negotiated permessage-deflate", r.Compressed, r.Opened)
+	}
 	p("handshake  %s", r.Handshake)
 	p("held       %d at traffic start, %d at end; dropped by server: %s", r.HeldAtStart, r.HeldAtEnd, orNone(fmtMap(r.Dropped)))
 	if r.ClosedClean > 0 {

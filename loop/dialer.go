@@ -16,7 +16,8 @@ import (
 type DialerOptions struct {
 	// Loops is the number of event loops; default runtime.GOMAXPROCS(0).
 	Loops int
-	// Session configures every connection (Role is forced to Client).
+	// Session configures every connection (Role is forced to Client);
+	// with Session.Compression every connection offers permessage-deflate.
 	Session session.Config
 	// ConnectTimeout bounds connect plus handshake; default 10s.
 	ConnectTimeout time.Duration

@@ -3,6 +3,7 @@ package loop
 import (
 	"time"
 
+	"github.com/wsloop/wsloop/loop/internal/core"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -27,9 +28,9 @@ import (
 // compiling.
 type Observer interface {
 	// Started is called once, by Server.Listen on the caller's goroutine,
-	// after the socket is bound and before the first connection is accepted
-	// and before any other method: everything the implementation records
-	// here is visible to the calls that follow.
+	// just before the socket is bound (so before the first connection is
+	// accepted) and before any other method: everything the implementation
+	// records here is visible to the calls that follow.
 	Started(info ServerInfo)
 
 	// Accepted is called for every TCP connection the listener accepted,
@@ -125,59 +126,37 @@ type ServerInfo struct {
 	Snapshot func(loop int) LoopSnapshot
 }
 
-// LoopSnapshot is the state of one loop at one moment.
-type LoopSnapshot struct {
-	// Sockets is every connection the loop holds: handshaking, open or
-	// closing.
-	Sockets int
-	// QueuedBytes is the outbound bytes accepted for sending that the
-	// kernel has not taken yet, over all the loop's connections (what
-	// HighWater bounds per connection).
-	QueuedBytes int64
-	// QueuedTasks is the tasks waiting in the loop's queue (Handle.Send,
-	// Handle.Do, fan-out parts).
-	QueuedTasks int
-}
+// LoopSnapshot is the state of one loop at one moment: Sockets is every
+// connection the loop holds (handshaking, open or closing); QueuedBytes the
+// outbound bytes accepted for sending that the kernel has not taken yet,
+// over all the loop's connections (what HighWater bounds per connection);
+// QueuedTasks the tasks waiting in the loop's queue (Handle.Send,
+// Handle.Do, fan-out parts).
+type LoopSnapshot = core.LoopSnapshot
 
-// RefuseReason says which server limit refused a connection.
-type RefuseReason uint8
+// RefuseReason says which server limit refused a connection. String
+// returns it as a metric label value: "capacity", "per_ip",
+// "handshake_rate", "handshakes_in_progress" or "shutting_down".
+type RefuseReason = core.RefuseReason
 
 const (
 	// RefuseCapacity: the server holds Options.MaxConns connections.
-	RefuseCapacity RefuseReason = iota
+	RefuseCapacity = core.RefuseCapacity
 	// RefusePerIP: the source address has its most connections open.
-	RefusePerIP
+	RefusePerIP = core.RefusePerIP
 	// RefuseHandshakeRate: the source address is over its handshakes per
 	// second.
-	RefuseHandshakeRate
+	RefuseHandshakeRate = core.RefuseHandshakeRate
 	// RefuseHandshakesInProgress: the server has its most handshakes in
 	// progress at once.
-	RefuseHandshakesInProgress
+	RefuseHandshakesInProgress = core.RefuseHandshakesInProgress
 	// RefuseShuttingDown: the server is shutting down.
-	RefuseShuttingDown
+	RefuseShuttingDown = core.RefuseShuttingDown
 
 	// NumRefuseReasons is one more than the largest RefuseReason, for
 	// tables indexed by reason.
-	NumRefuseReasons
+	NumRefuseReasons = core.NumRefuseReasons
 )
-
-var refuseNames = [NumRefuseReasons]string{
-	RefuseCapacity:             "capacity",
-	RefusePerIP:                "per_ip",
-	RefuseHandshakeRate:        "handshake_rate",
-	RefuseHandshakesInProgress: "handshakes_in_progress",
-	RefuseShuttingDown:         "shutting_down",
-}
-
-// String returns the reason as a metric label value: "capacity", "per_ip",
-// "handshake_rate", "handshakes_in_progress" or "shutting_down" ("unknown"
-// for any other value).
-func (r RefuseReason) String() string {
-	if r < NumRefuseReasons {
-		return refuseNames[r]
-	}
-	return "unknown"
-}
 
 // NopObserver implements Observer and does nothing. Embed it in an Observer
 // that implements only some methods.

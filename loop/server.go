@@ -35,8 +35,11 @@ type Options struct {
 	// Session.HTTP is set by the Server from HTTP below.
 	Session session.Config
 	// HTTP answers requests that do not ask for an upgrade. It runs on its
-	// own goroutine, off the loops; its response is buffered and sent with
-	// Connection: close. nil: 404 for every path except /healthz.
+	// own goroutine, off the loops, with the request body read
+	// (Session.MaxRequestBody); a response of up to 64 KiB is sent whole,
+	// a larger or flushed one (an event stream) is streamed at the pace the
+	// client reads, and HTTP/1.1 keep-alive is honoured. nil: 404 for every
+	// path except /healthz.
 	HTTP http.Handler
 	// LoopHTTP, when set, sees every plain request first, on the
 	// connection's loop, and returns true for those it takes; the others
@@ -58,6 +61,12 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the engine's logs; default slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told what the server does (package metrics
+	// implements it); nil costs nothing.
+	Observer Observer
+	// Limits bound what each client may take (connections, handshake
+	// rate) and the handshakes in progress; the zero value is none.
+	Limits Limits
 }
 
 // defaultShutdownTimeout bounds Shutdown when its context has no deadline.
@@ -136,11 +145,26 @@ func NewServer(h session.Handler, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("loop: engine %s: %w", s.opts.Engine, err)
 	}
 	s.eng = eng
+	if s.opts.Observer != nil {
+		eng.Group().Observe(s.opts.Observer)
+	}
+	if s.opts.Limits.active() || len(s.opts.Limits.TrustedProxies) > 0 {
+		lim, err := newLimiter(s.opts.Limits)
+		if err != nil {
+			s.httpCancel()
+			return nil, err
+		}
+		eng.Group().Limit(lim)
+	}
 	return s, nil
 }
 
 // Listen binds addr and starts serving in the background.
 func (s *Server) Listen(addr string) error {
+	if o := s.opts.Observer; o != nil {
+		g := s.eng.Group()
+		o.Started(ServerInfo{Engine: s.opts.Engine, Loops: len(g.Loops()), Capacity: g.Capacity(), Snapshot: g.Snapshot})
+	}
 	if err := s.eng.Listen(addr); err != nil {
 		return fmt.Errorf("loop: listen %s (%s engine): %w", addr, s.opts.Engine, err)
 	}

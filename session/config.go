@@ -110,6 +110,10 @@ type Config struct {
 	// engine enforces it.
 	WriteTimeout time.Duration
 
+	// Compression, when set, negotiates permessage-deflate (RFC 7692):
+	// a server accepts a client's offer, a client makes one. Nil: off.
+	Compression *Compression
+
 	// Stats, when set, counts events across all connections of this Config.
 	Stats *Stats
 }
@@ -123,6 +127,9 @@ type Stats struct {
 	SlowClosed     atomic.Uint64 // connections closed by OverflowClose1008/1013 or WriteTimeout
 	ProtocolErrors atomic.Uint64 // connections failed for a peer's protocol violation
 	Panics         atomic.Uint64 // handler, hook and task panics recovered
+	Compressed     atomic.Uint64 // connections opened with permessage-deflate negotiated
+	Deflated       atomic.Uint64 // messages sent compressed
+	Inflated       atomic.Uint64 // compressed messages received
 }
 
 // Normalize replaces zero limits and timeouts with their defaults. Call it

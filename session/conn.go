@@ -65,6 +65,14 @@ const (
 	fWantDrain        // a Send was refused: OnDrain when the queue empties
 	fKeepAlive        // the plain HTTP request being answered allows keep-alive
 	fBody             // a plain request's body is being collected in buf (remaining: bytes still due)
+
+	// Bits 13-15 hold permessage-deflate: 0 when it is off, else the LZ77
+	// window this end may compress within (the peer's
+	// server_max_window_bits or client_max_window_bits; see deflateCode).
+	// A client sets them when it offers compression and keeps them if the
+	// server accepts.
+	fDeflateShift        = 13
+	fDeflate      uint16 = 7 << fDeflateShift
 )
 
 // Errors a handler may see in OnClose or from a method.
@@ -121,15 +129,18 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 	if c.state == StateStream {
 		c.io.Out = appendEvent(c.io.Out, "", "", op, p)
 		c.streamOut()
-		return nil
+	} else {
+		c.appendFrame(op, p)
 	}
-	c.appendFrame(op, p)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(p)
 	return nil
 }
 
 // SendPrepared sends a message prepared once for many connections: a
-// server-role connection writes the shared frame as it is, an event stream
-// the shared event (Prepared.Event). It returns what Send returns.
+// server-role connection writes the shared frame as it is (the shared
+// compressed frame when it negotiated compression), an event stream the
+// shared event (Prepared.Event). It returns what Send returns.
 func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.flags&fClient != 0 {
 		return c.Send(m.op, m.payload)
@@ -143,9 +154,11 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.state == StateStream {
 		c.io.Out = append(c.io.Out, m.Event()...)
 		c.streamOut()
-		return nil
+	} else {
+		c.appendPrepared(m)
 	}
-	c.io.Out = append(c.io.Out, m.frame...)
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(m.payload)
 	return nil
 }
 
@@ -254,6 +267,9 @@ func (c *Conn) report(code StatusCode, reason string, err error) {
 		return
 	}
 	c.flags |= fReported
+	if c.io != nil && c.flags&fOpened != 0 {
+		c.io.Events.Reported, c.io.Events.Code = true, code
+	}
 	defer c.recoverClose()
 	c.h.OnClose(c, code, reason, err)
 }

@@ -30,9 +30,12 @@
 // StateHandshake: a server Conn collects the request head, parsed in place
 // when it arrives in one read, otherwise in a pooled buffer capped at
 // Config.MaxRequestHeader (431 beyond). A plain request goes to Config.HTTP
-// (StateHTTP; the hook answers with Conn.WriteHTTP, or makes it an event
-// stream with Conn.StartStream: StateStream, a write-only subscriber whose
-// messages are Server-Sent Events) or gets 426; an upgrade
+// (StateHTTP; the hook answers with Conn.WriteHTTP and Conn.EndHTTP, now or
+// later, and with keep-alive the connection reads the next request; or it
+// makes the request an event stream with Conn.StartStream: StateStream, a
+// write-only subscriber whose messages are Server-Sent Events) or gets
+// 426; a plain request's body (Content-Length, at most MaxRequestBody) is
+// read first, within HandshakeTimeout like the head; an upgrade
 // request is checked (RFC 6455 4.2.1), its Origin checked against the
 // server's own and Config.AllowedOrigins (403), decided by Config.Upgrade,
 // answered with 101, and the bytes behind it are read as frames. A client
@@ -85,4 +88,18 @@
 // into the engine call's IO.Out, which the engine keeps per loop; the engine
 // holds only what the socket does not take. Echoing a message that arrives
 // in one read allocates nothing.
+//
+// # Compression
+//
+// With Config.Compression a connection negotiates permessage-deflate (RFC
+// 7692) without context takeover in either direction: every message is
+// compressed and inflated on its own, so the loop's one compressor and one
+// decompressor (about 0.85 MB, made on first use and reached through the
+// IO, which is per loop) serve all its connections, and a connection keeps
+// only bits in its flags. A compressed message that arrives in pieces stays
+// compressed in the connection's pooled buffer until its last frame, then
+// is inflated at once, never past MaxMessage (1009). Messages under
+// Compression.Threshold, and those that do not shrink, go out as they are;
+// a Prepared message is compressed once for all the connections that send
+// it. Echoing a compressed message allocates nothing either.
 package session

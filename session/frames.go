@@ -46,7 +46,7 @@ func (c *Conn) readHeader(p []byte) []byte {
 		b := *c.buf
 		k := copy(tmp[:], b[len(b)-int(c.hdrLen):])
 		m := copy(tmp[k:], p)
-		h, n, err = codec.ParseHeader(tmp[:k+m], c.role(), 0)
+		h, n, err = codec.ParseHeader(tmp[:k+m], c.role(), c.rsvAllowed())
 		if err != nil {
 			c.protocolError(err)
 			return nil
@@ -62,7 +62,7 @@ func (c *Conn) readHeader(p []byte) []byte {
 		p = p[n-k:]
 		c.releaseIfEmpty()
 	} else {
-		h, n, err = codec.ParseHeader(p, c.role(), 0)
+		h, n, err = codec.ParseHeader(p, c.role(), c.rsvAllowed())
 		if err != nil {
 			c.protocolError(err)
 			return nil
@@ -112,18 +112,30 @@ func (c *Conn) beginFrame(h ws.Header, p []byte) []byte {
 			c.protocolError(errContinuation)
 			return nil
 		}
+		if h.Rsv&rsv1 != 0 {
+			// RFC 7692 6.1: only a message's first frame says it is compressed.
+			c.protocolError(errRsv1Continuation)
+			return nil
+		}
 	} else if c.msgOp != 0 {
 		c.protocolError(errInterleaved)
 		return nil
 	}
 	cur := c.dataLen()
-	if h.Length > int64(c.cfg.maxMessage()-cur) {
-		c.protocolError(errTooBig)
-		return nil
-	}
 	if h.OpCode != ws.OpContinuation {
 		c.msgOp = uint8(h.OpCode)
+		if h.Rsv&rsv1 != 0 {
+			c.msgOp |= msgDeflated
+		}
 		c.utf8.Reset()
+	}
+	limit := c.cfg.maxMessage()
+	if c.msgOp&msgDeflated != 0 {
+		limit = c.maxCompressed() // the inflated size is checked while inflating
+	}
+	if h.Length > int64(limit-cur) {
+		c.protocolError(errTooBig)
+		return nil
 	}
 	if h.Fin && cur == 0 && int64(len(p)) >= h.Length {
 		// The whole message is here: deliver it in place.
@@ -131,8 +143,15 @@ func (c *Conn) beginFrame(h ws.Header, p []byte) []byte {
 		if h.Masked {
 			codec.Unmask(pl, h.Mask, 0)
 		}
-		op := ws.OpCode(c.msgOp)
+		op := ws.OpCode(c.msgOp &^ msgDeflated)
+		deflated := c.msgOp&msgDeflated != 0
 		c.msgOp = 0
+		if deflated {
+			if !c.deliverDeflated(op, pl) {
+				return nil
+			}
+			return p[h.Length:]
+		}
 		if op == ws.OpText && !(c.utf8.Write(pl) && c.utf8.Complete()) {
 			c.protocolError(codec.ErrInvalidUTF8)
 			return nil
@@ -196,7 +215,8 @@ func (c *Conn) readPayload(p []byte) []byte {
 		return rest
 	}
 	if c.msgOp == uint8(ws.OpText) && !c.utf8.Write(chunk) {
-		// Fail fast: no completion of this text can be valid.
+		// Fail fast: no completion of this text can be valid. (Compressed
+		// text is checked once inflated: msgOp has msgDeflated set.)
 		c.protocolError(codec.ErrInvalidUTF8)
 		return nil
 	}
@@ -213,9 +233,10 @@ func (c *Conn) endDataFrame() {
 	if c.flags&fFin == 0 {
 		return
 	}
-	op := ws.OpCode(c.msgOp)
+	op := ws.OpCode(c.msgOp &^ msgDeflated)
+	deflated := c.msgOp&msgDeflated != 0
 	c.msgOp = 0
-	if op == ws.OpText && !c.utf8.Complete() {
+	if !deflated && op == ws.OpText && !c.utf8.Complete() {
 		c.protocolError(codec.ErrInvalidUTF8)
 		return
 	}
@@ -223,7 +244,13 @@ func (c *Conn) endDataFrame() {
 	if c.buf != nil {
 		pl = *c.buf
 	}
-	c.deliver(op, pl)
+	if deflated {
+		if !c.deliverDeflated(op, pl) {
+			return
+		}
+	} else {
+		c.deliver(op, pl)
+	}
 	c.releaseData()
 }
 
@@ -291,6 +318,8 @@ func (c *Conn) deliver(op ws.OpCode, p []byte) {
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Messages.Add(1)
 	}
+	c.io.Events.In++
+	c.io.Events.InBytes += len(p)
 	defer c.handlerDone()
 	c.h.OnMessage(c, Opcode(op), p)
 }

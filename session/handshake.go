@@ -37,6 +37,20 @@ func putHandshake(hs *handshake) {
 // start of buf until the response is checked.
 const keyLen = 24
 
+// refuse answers a request an upgrade hook or an admission refused.
+func (c *Conn) refuse(err error) {
+	he := &codec.HTTPError{Status: 403, Reason: "forbidden"}
+	if re, ok := err.(*RejectError); ok {
+		he.Reason, he.Header = re.Message, re.Header
+		if re.Status >= 400 && re.Status <= 599 {
+			he.Status = re.Status
+		}
+	} else if pe, ok := err.(*upgradePanic); ok {
+		he.Status, he.Reason = 500, pe.Error()
+	}
+	c.rejectHTTP(he)
+}
+
 var errHeadTooLarge = &codec.HTTPError{Status: 431, Reason: "request header fields too large"}
 
 // rejectHTTP answers a refused request and closes the connection.
@@ -45,6 +59,7 @@ func (c *Conn) rejectHTTP(err error) {
 	if !ok {
 		he = &codec.HTTPError{Status: 400, Reason: err.Error()}
 	}
+	c.io.Events.Status = he.Status
 	c.io.Out = codec.AppendErrorResponse(c.io.Out, he)
 	c.closeTransport()
 }
@@ -53,6 +68,13 @@ func (c *Conn) rejectHTTP(err error) {
 // request).
 func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	cfg, req := c.cfg, &hs.req
+	if c.io.Admit != nil && (req.Upgrade || cfg.HTTP != nil) {
+		hs.r = Request{req: req, io: c.io, body: body}
+		if err := c.io.Admit(&hs.r); err != nil {
+			c.refuse(err)
+			return
+		}
+	}
 	if !req.Upgrade {
 		if cfg.HTTP == nil {
 			c.rejectHTTP(&codec.HTTPError{Status: 426, Reason: "this endpoint speaks WebSocket only", Header: "Upgrade: websocket"})
@@ -82,16 +104,7 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 		var err error
 		acc, err = c.callUpgrade(&hs.r)
 		if err != nil {
-			he := &codec.HTTPError{Status: 403, Reason: "forbidden"}
-			if re, ok := err.(*RejectError); ok {
-				he.Reason, he.Header = re.Message, re.Header
-				if re.Status >= 400 && re.Status <= 599 {
-					he.Status = re.Status
-				}
-			} else if pe, ok := err.(*upgradePanic); ok {
-				he.Status, he.Reason = 500, pe.Error()
-			}
-			c.rejectHTTP(he)
+			c.refuse(err)
 			return
 		}
 	}
@@ -122,15 +135,112 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	if acc.Config != nil {
 		c.cfg = acc.Config
 	}
+	if c.cfg.Compression != nil {
+		if resp, window, ok := acceptDeflate(req); ok {
+			c.flags |= fDeflate
+			c.setSendWindow(window)
+			c.io.Out = appendExtensionLine(c.io.Out, resp)
+		}
+	}
 	c.open()
+}
+
+// acceptDeflate chooses the first permessage-deflate offer of req the
+// server can honour (RFC 7692 5): an offer with an unknown parameter, a
+// parameter given twice or an invalid value is declined, and the next one
+// considered. It returns the response's parameters and the window the
+// server compresses within. The server keeps no context either way (the
+// client may always be told not to either, 7.1.1.2) and inflates any
+// window, so it accepts every valid offer.
+func acceptDeflate(req *codec.Request) (resp codec.DeflateParams, window uint8, ok bool) {
+	req.EachExtension(func(name, params []byte) bool {
+		if string(name) != codec.DeflateExtension {
+			return true
+		}
+		offer, err := codec.ParseDeflateOffer(params)
+		if err != nil {
+			return true // declined: try the next offer
+		}
+		resp = codec.DeflateParams{
+			ServerNoContextTakeover: true,
+			ClientNoContextTakeover: true,
+			// 7.1.2.1: a limit the client asked for is answered with the
+			// same value and honoured; the client's own window needs no
+			// answer (the server inflates any), so client_max_window_bits
+			// is never in the response.
+			ServerMaxWindowBits: offer.ServerMaxWindowBits,
+		}
+		window, ok = 15, true
+		if offer.ServerMaxWindowBits != 0 {
+			window = offer.ServerMaxWindowBits
+		}
+		return false
+	})
+	return resp, window, ok
+}
+
+// appendExtensionLine adds a Sec-WebSocket-Extensions line for p to the
+// head that ends out (before its blank line).
+func appendExtensionLine(out []byte, p codec.DeflateParams) []byte {
+	out = append(out[:len(out)-2], "Sec-WebSocket-Extensions: "...)
+	out = codec.AppendDeflateParams(out, p)
+	return append(out, "\r\n\r\n"...)
+}
+
+// clientOffer is what a client with Compression offers: no context in
+// either direction, and any window the server asks for.
+var clientOffer = codec.DeflateParams{
+	ServerNoContextTakeover: true,
+	ClientNoContextTakeover: true,
+	ClientMaxWindowBits:     codec.WindowBitsUnset,
+}
+
+// checkExtensions checks the extensions a server's response accepted
+// against the client's offer (RFC 6455 4.1, RFC 7692 5 and 7.1) and
+// records the outcome; it returns why the connection must fail, or "".
+func (c *Conn) checkExtensions(res *codec.Response) string {
+	offered := c.flags&fDeflate != 0
+	c.flags &^= fDeflate
+	why := ""
+	res.EachExtension(func(name, params []byte) bool {
+		if string(name) != codec.DeflateExtension || !offered || c.flags&fDeflate != 0 {
+			why = "the server accepted an extension the client did not offer: " + string(name)
+			return false
+		}
+		p, err := codec.ParseDeflateResponse(params)
+		switch {
+		case err != nil:
+			why = err.Error()
+			return false
+		case !p.ServerNoContextTakeover:
+			// The client inflates every message on its own.
+			why = "permessage-deflate: the server did not accept server_no_context_takeover"
+			return false
+		}
+		c.flags |= fDeflate
+		window := uint8(15)
+		if p.ClientMaxWindowBits != 0 {
+			window = p.ClientMaxWindowBits
+		}
+		c.setSendWindow(window)
+		return true
+	})
+	if why != "" {
+		c.flags &^= fDeflate
+	}
+	return why
 }
 
 // open enters StateOpen after a successful handshake.
 func (c *Conn) open() {
 	c.state = StateOpen
 	c.flags |= fOpened
+	c.io.Events.Opened = true
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Opened.Add(1)
+	}
+	if c.cfg.Stats != nil && c.flags&fDeflate != 0 {
+		c.cfg.Stats.Compressed.Add(1)
 	}
 	c.io.Rearm = true
 	defer c.handlerDone()
@@ -239,6 +349,10 @@ func (c *Conn) acceptResponse(res *codec.Response) {
 			return
 		}
 	}
+	if why := c.checkExtensions(res); why != "" {
+		c.handshakeFailed(&codec.HTTPError{Status: res.Status, Reason: why})
+		return
+	}
 	c.proto = nil
 	if chosen != "" {
 		c.proto = &chosen
@@ -295,4 +409,8 @@ func (c *Conn) startClient(r *ClientRequest) {
 		c.proto = &offers
 	}
 	c.io.Out = codec.AppendClientRequest(c.io.Out, r, key[:])
+	if c.cfg.Compression != nil {
+		c.flags |= fDeflate // offered; checkExtensions keeps it if accepted
+		c.io.Out = appendExtensionLine(c.io.Out, clientOffer)
+	}
 }

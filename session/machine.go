@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"net"
+	"time"
 )
 
 // The engine's side of a connection, in the spirit of h11 and wsproto: the
@@ -39,12 +40,43 @@ type IO struct {
 	Final bool
 	Close bool
 	Rearm bool
+
+	// Out: what happened in the call, for an engine's metrics and limits.
+	Events Events
+
+	// In, kept across calls (Reset leaves it): when set, every request is
+	// shown to it after its head is read and before Config.Upgrade or
+	// Config.HTTP decide it; a non-nil error refuses the request (a
+	// *RejectError with its status, 403 otherwise). An engine enforces
+	// per-client limits with it when the client is known only from a
+	// trusted proxy's header.
+	Admit func(r *Request) error
+
+	// fl is the loop's compression state (permessage-deflate), made on
+	// first use: an IO is per loop, so it costs connections nothing.
+	fl *flateState
+}
+
+// Events is what happened in one engine call.
+type Events struct {
+	Opened   bool       // the opening handshake completed
+	Status   int        // an HTTP error status a request was refused with (0: none)
+	Reported bool       // OnClose ran, with Code
+	Code     StatusCode //
+	In       int        // messages delivered to OnMessage
+	InBytes  int        // their payload bytes
+	Out      int        // messages accepted for sending (control frames excluded)
+	OutBytes int        // their payload bytes
+	// Overflowed is how many times Config.Overflow acted (a Send refused,
+	// a message dropped, the connection closed as a slow consumer).
+	Overflowed int
 }
 
 // Reset clears the answer for the next call, keeping the buffers.
 func (io *IO) Reset() {
 	io.Out, io.Pong = io.Out[:0], io.Pong[:0]
 	io.Final, io.Close, io.Rearm = false, false, false
+	io.Events = Events{}
 }
 
 // remoteAddrer is implemented by executors that know their connections'
@@ -227,6 +259,13 @@ func (m *Machine) Closed(io *IO, err error) {
 // 0 for never. now is the engine clock.
 func (m *Machine) Deadline(now int64) int64 { return m.c.deadline(now) }
 
+// HandshakeTook is how long the opening handshake (or the plain request)
+// has taken at now, from its first byte's wait: valid while the machine is
+// in StateHandshake and in the call that completes or refuses it.
+func (m *Machine) HandshakeTook(now int64) time.Duration {
+	return time.Duration(elapsed(msOf(now), m.c.stamp)) * time.Millisecond
+}
+
 // enter starts an engine call.
 func (c *Conn) enter(io *IO) { c.io = io }
 
@@ -246,7 +285,7 @@ func (c *Conn) release() {
 		c.buf = nil
 	}
 	c.hdrLen, c.ctrlLen, c.msgOp, c.remaining = 0, 0, 0, 0
-	c.flags &^= fInFrame | fDiscard | fFin
+	c.flags &^= fInFrame | fDiscard | fFin | fBody
 }
 
 // handlerDone runs (deferred) when a handler method or a task returns: it

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -78,6 +79,34 @@ func (r *Request) Protocols() []string {
 		return true
 	})
 	return ps
+}
+
+// EachHeader calls fn for every header line, in order, until fn returns
+// false; name and value are views valid only during the call (nothing is
+// allocated).
+func (r *Request) EachHeader(fn func(name, value []byte) bool) { r.req.EachHeader(fn) }
+
+// RemoteAddrPort returns the peer's address without allocating (the zero
+// AddrPort when the engine does not know it).
+func (r *Request) RemoteAddrPort() netip.AddrPort {
+	if r.io == nil {
+		return netip.AddrPort{}
+	}
+	if a, ok := r.io.Exec.(interface {
+		RemoteAddrPort(id uint64) netip.AddrPort
+	}); ok {
+		return a.RemoteAddrPort(r.io.ID)
+	}
+	return netip.AddrPort{}
+}
+
+// TLS reports whether the request came over TLS (https, wss).
+func (r *Request) TLS() bool {
+	if r.io == nil {
+		return false
+	}
+	a, ok := r.io.Exec.(interface{ TLS(id uint64) bool })
+	return ok && a.TLS(r.io.ID)
 }
 
 // RemoteAddr returns the peer's address, or nil when the engine does not know it.

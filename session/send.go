@@ -43,6 +43,7 @@ func (c *Conn) admit() error {
 	if io.Queued+len(io.Out)+len(io.Pong) < c.cfg.highWater() {
 		return nil
 	}
+	io.Events.Overflowed++
 	st := c.cfg.Stats
 	switch c.cfg.Overflow {
 	case OverflowDrop:
@@ -66,8 +67,13 @@ func (c *Conn) admit() error {
 	return ErrClosed
 }
 
-// appendFrame encodes one final data frame into the call's output.
+// appendFrame encodes one final data frame into the call's output,
+// compressed when permessage-deflate was negotiated and p is long enough
+// to be worth it.
 func (c *Conn) appendFrame(op Opcode, p []byte) {
+	if c.shouldDeflate(len(p)) && c.appendDeflatedFrame(op, p) {
+		return
+	}
 	io := c.io
 	h := ws.Header{Fin: true, OpCode: ws.OpCode(op), Length: int64(len(p))}
 	client := c.flags&fClient != 0

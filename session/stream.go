@@ -89,6 +89,7 @@ func (c *Conn) StartStream(acc Accept) error {
 	c.flags = c.flags&^fKeepAlive | fOpened
 	c.stamp = msOf(c.io.Now)
 	c.io.Rearm = true
+	c.io.Events.Opened = true
 	if c.cfg.Stats != nil {
 		c.cfg.Stats.Opened.Add(1)
 	}
@@ -114,6 +115,8 @@ func (c *Conn) SendEvent(name string, data []byte) error {
 	}
 	c.io.Out = appendEvent(c.io.Out, "", name, Text, data)
 	c.streamOut()
+	c.io.Events.Out++
+	c.io.Events.OutBytes += len(data)
 	return nil
 }
 

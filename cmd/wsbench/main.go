@@ -26,7 +26,8 @@ func main() {
 	quick := flag.Bool("quick", false, "small counts and one repetition (a harness check for CI); writes to a temporary directory unless -out is given")
 	out := flag.String("out", "", "Markdown page to write (default BENCHMARKS.md at the repository root; with -quick a temporary file)")
 	reps := flag.Int("reps", 0, "repetitions of every measurement (default 3; with -quick 1)")
-	servers := flag.String("servers", "epoll,gnet,goroutine,gorilla,gobwas", "servers to compare, comma-separated subset")
+	servers := flag.String("servers", "epoll,gnet,goroutine,epoll-deflate,gorilla,gobwas", "servers to compare, comma-separated subset")
+	previous := flag.String("previous", "", "also measure the epoll engine of wsloop as it was at this git revision (e.g. a commit or tag), beside the current one")
 	scenarios := flag.String("scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run, comma-separated subset")
 	sizes := flag.String("sizes", "", "idle connection counts, ascending (default 5000,10000,19000; with -quick 250,500)")
 	charts := flag.String("charts", "", "directory for the SVG charts and results.json (default bench/charts beside the default page, else PAGE-charts beside -out)")
@@ -53,7 +54,10 @@ func main() {
 		cfg = bench.QuickConfig()
 	}
 	var err error
-	if cfg.Servers, err = bench.LookupServers(*servers); err != nil {
+	if cfg.Servers, err = bench.LookupServers(*servers); err == nil && *previous != "" {
+		cfg.Servers = append(cfg.Servers, bench.PreviousEpoll(*previous))
+	}
+	if err != nil {
 		fail(err)
 	}
 	if cfg.Scenarios, err = bench.ParseScenarios(*scenarios); err != nil {

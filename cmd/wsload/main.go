@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Messages, "messages", 0, "echo: messages in total (0: until -duration); broadcast: messages to publish (default 50)")
 	fs.IntVar(&cfg.Size, "size", 0, "echo message size in bytes (default 64; at least 56 text, 32 binary)")
 	fs.BoolVar(&cfg.Binary, "binary", false, "echo binary messages instead of text")
+	fs.BoolVar(&cfg.Compress, "compress", false, "offer permessage-deflate (no context takeover) on every connection; the report says how many the server accepted")
 	fs.DurationVar(&cfg.Drain, "drain", 0, "wait this long after the traffic for messages on their way (default 5s)")
 	fs.DurationVar(&cfg.Ping, "ping", 0, "ping the server after this long without input (0: never)")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "bound on connect plus handshake (default 10s)")

@@ -36,9 +36,8 @@ func (a *adminConfig) check() error {
 }
 
 // startAdmin starts the admin listener when -admin-addr is given, with
-// metrics meant to be the server's Observer (opts.Observer, once the core
-// calls one). stop shuts it down; call it after the public server has
-// stopped, so the drain can be watched to the end.
+// metrics as the server's Observer. stop shuts it down; call it after the
+// public server has stopped, so the drain can be watched to the end.
 func startAdmin(a *adminConfig, opts *loop.Options, stats *session.Stats, log *slog.Logger) (stop func(), err error) {
 	if a.addr == "" {
 		return func() {}, nil
@@ -47,8 +46,7 @@ func startAdmin(a *adminConfig, opts *loop.Options, stats *session.Stats, log *s
 	if err != nil {
 		return nil, err
 	}
-	var _ loop.Observer = m
-	// opts.Observer = m // TODO(core): loop.Options.Observer (issue 13)
+	opts.Observer = m
 	srv, err := admin.Listen(a.addr, admin.Options{Metrics: m.Handler(), Stats: stats})
 	if err != nil {
 		return nil, err

@@ -16,13 +16,14 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/wsloop/wsloop/internal/logbuf"
 	"github.com/wsloop/wsloop/loop"
 )
 
 // running is the binary's body started by startRun.
 type running struct {
 	addr string
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	stop func() error // cancels as SIGTERM would and waits for run to return
 }
 
@@ -31,7 +32,7 @@ type running struct {
 func startRun(t *testing.T, args ...string) running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := new(syncBuffer)
+	logs := new(logbuf.Buffer)
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {

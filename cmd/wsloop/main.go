@@ -44,9 +44,12 @@ func main() {
 
 type config struct {
 	addr, engine, static, origins, tlsCert, tlsKey, logLevel, overflow string
-	loops, maxConns, maxMessage, highWater                             int
+	loops, maxConns, maxMessage, highWater, compressThreshold          int
+	compress                                                           bool
 	admin                                                              adminConfig
+	limits                                                             limitFlags // limits.go
 	idleTimeout, pingInterval, shutdownTimeout, writeTimeout           time.Duration
+	handshakeTimeout                                                   time.Duration
 	scale                                                              scaleConfig // procs.go
 	bridge                                                             *bridgeFlags
 }
@@ -72,13 +75,17 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.overflow, "overflow", "close", `past -high-water: "close" the slow consumer (1008), "close-retry" (1013) or "drop" the message (counted)`)
 	fs.DurationVar(&c.writeTimeout, "write-timeout", session.DefaultWriteTimeout, "close connections whose peer takes none of their queued bytes this long (0: never)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 0, "close connections silent this long (0: never)")
+	fs.DurationVar(&c.handshakeTimeout, "handshake-timeout", session.DefaultHandshakeTimeout, "close connections that have not sent a whole request this long after connecting (or after their last answer, on a kept-alive HTTP connection)")
 	fs.DurationVar(&c.pingInterval, "ping-interval", 30*time.Second, "ping connections silent this long (0: never)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, wait this long for close replies")
 	fs.StringVar(&c.origins, "allowed-origins", "", `comma-separated browser origins allowed besides the server's own, e.g. "https://app.example.com"; "*" allows any`)
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "certificate file (PEM) to serve wss/https; needs -tls-key and -engine goroutine")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "private key file (PEM) for -tls-cert")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.compress, "compress", false, "accept permessage-deflate (no context takeover: no memory per connection, CPU per message)")
+	fs.IntVar(&c.compressThreshold, "compress-threshold", session.DefaultCompressThreshold, "with -compress, send messages shorter than this uncompressed (-1: try every message)")
 	c.admin.register(fs)
+	c.limits.register(fs)
 	c.scale.register(fs)
 	c.bridge = addBridgeFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -86,6 +93,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	if err := c.limits.check(); err != nil {
+		return nil, err
 	}
 	if err := c.admin.check(); err != nil {
 		return nil, err
@@ -96,7 +106,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}} {
+	}{{"-idle-timeout", c.idleTimeout}, {"-ping-interval", c.pingInterval}, {"-shutdown-timeout", c.shutdownTimeout}, {"-handshake-timeout", c.handshakeTimeout}} {
 		if d.v < 0 {
 			return nil, fmt.Errorf("%s %v is negative", d.name, d.v)
 		}
@@ -170,18 +180,21 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		Loops:    c.loops,
 		MaxConns: c.maxConns,
 		Session: session.Config{
-			Upgrade:        d.Upgrade,
-			AllowedOrigins: splitList(c.origins),
-			MaxMessage:     c.maxMessage,
-			HighWater:      c.highWater,
-			Overflow:       overflows[c.overflow],
-			WriteTimeout:   orNever(c.writeTimeout),
-			IdleTimeout:    c.idleTimeout,
-			PingInterval:   orNever(c.pingInterval),
-			Stats:          stats,
+			Upgrade:          d.Upgrade,
+			AllowedOrigins:   splitList(c.origins),
+			MaxMessage:       c.maxMessage,
+			HighWater:        c.highWater,
+			Overflow:         overflows[c.overflow],
+			WriteTimeout:     orNever(c.writeTimeout),
+			IdleTimeout:      c.idleTimeout,
+			HandshakeTimeout: c.handshakeTimeout,
+			PingInterval:     orNever(c.pingInterval),
+			Compression:      compression(c.compress, c.compressThreshold),
+			Stats:            stats,
 		},
 		HTTP:            httpHandler,
 		LoopHTTP:        d.LoopHTTP, // /sse/...: event streams on the loops
+		Limits:          c.limits.limits(),
 		ShutdownTimeout: c.shutdownTimeout,
 		Logger:          log,
 	}
@@ -241,6 +254,18 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 	br.close()
 	log.Info("stopped")
 	return nil
+}
+
+// compression maps -compress and -compress-threshold to the library's
+// setting (its Threshold 0 means the default, negative every message).
+func compression(on bool, threshold int) *session.Compression {
+	if !on {
+		return nil
+	}
+	if threshold == 0 {
+		threshold = -1 // the flag's 0: compress everything
+	}
+	return &session.Compression{Threshold: threshold}
 }
 
 // orNever maps a flag's 0 ("never") to the library's negative duration

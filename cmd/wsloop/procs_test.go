@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/logbuf"
 	"github.com/wsloop/wsloop/internal/natstest"
 )
 
@@ -57,7 +58,7 @@ func wsloopBinary(t *testing.T) string {
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	done chan struct{}
 	err  error
 	addr string
@@ -65,7 +66,7 @@ type proc struct {
 
 func startProc(t *testing.T, startLine string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, logs: new(syncBuffer), done: make(chan struct{})}
+	p := &proc{t: t, logs: new(logbuf.Buffer), done: make(chan struct{})}
 	p.cmd = exec.Command(wsloopBinary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -47,7 +47,7 @@ function channel(kind, q, h) {
   ch.send = function (text) { ws.send(text); };
   ch.ready = function () { return ws.readyState === WebSocket.OPEN; };
   ch.close = function () { ch.closed = true; ws.close(1000); };
-  ws.onopen = function () { opened = true; h.onopen(ch); };
+  ws.onopen = function () { opened = true; ch.extensions = ws.extensions; h.onopen(ch); };
   ws.onmessage = function (e) { h.onmessage(e.data); };
   ws.onclose = function (e) {
     if (!opened && forced !== "ws" && !ch.closed) {
@@ -239,13 +239,30 @@ function withTimeout(p, ms, what) {
   })]);
 }
 
+// verdict is a test's "ok", marked "+deflate" when its sockets negotiated
+// permessage-deflate (with a server run with -compress); an event stream
+// has no extensions.
+function verdict(sockets) {
+  var all = sockets.every(function (ws) { return /permessage-deflate/.test(ws.extensions); });
+  return all ? "ok+deflate" : "ok";
+}
+
+// longText is a message long enough to be sent compressed.
+function longText(word, n) {
+  var s = "";
+  while (s.length < n) s += word + " " + s.length + " ";
+  return s;
+}
+
 function testEcho() {
   if (useSSE) return Promise.resolve("skip"); // echo is WebSocket only
   return open("/ws/echo").then(function (ws) {
     var text = "h\u00e9llo \u2713 " + Math.random();
     var bin = new Uint8Array([0, 1, 2, 250, 255]);
+    var long = longText("\u00e9cho", 4000);
     ws.send(text);
     ws.send(bin.buffer);
+    ws.send(long);
     return next(ws, function (m) { return m === text; }).then(function () {
       return next(ws, function (m) {
         if (typeof m === "string") return false;
@@ -253,11 +270,13 @@ function testEcho() {
         return got.length === bin.length && got.every(function (b, i) { return b === bin[i]; });
       });
     }).then(function () {
+      return next(ws, function (m) { return m === long; });
+    }).then(function () {
       ws.close(1000);
       // The page's own echo socket sent nothing, so it must have got nothing:
       // replies go to their sender only.
       if (echoReceived > echoSent) throw new Error("echo reached another connection");
-      return "ok";
+      return verdict([ws]);
     });
   });
 }
@@ -276,17 +295,22 @@ function testChat() {
           next(b, function (m) { return m === "alice: hi bob \u2713\nline two"; })
         ]);
       }).then(function () {
-        b.send("hi alice");
-        return next(a, function (m) { return m === "bob: hi alice"; });
+        var long = longText("hi alice", 2000);
+        b.send(long);
+        return Promise.all([
+          next(a, function (m) { return m === "bob: " + long; }),
+          next(b, function (m) { return m === "bob: " + long; })
+        ]);
       }).then(function () {
+        var v = verdict([a, b]);
         b.close();
-        return next(a, function (m) { return m === "* bob left"; });
-      }).then(function () {
+        return next(a, function (m) { return m === "* bob left"; }).then(function () { return v; });
+      }).then(function (v) {
         if (a.transport !== (useSSE ? "sse" : "ws") || b.transport !== a.transport) {
           throw new Error("transports " + a.transport + ", " + b.transport);
         }
         a.close();
-        return "ok";
+        return v;
       });
     });
   });
@@ -304,8 +328,9 @@ function testPush() {
     return next(feed, function () { return true; }).then(function (m1) {
       var first = reading(m1);
       return next(feed, function (m) { return reading(m).seq > first.seq; }).then(function () {
+        var v = verdict([feed]);
         feed.close();
-        return "ok";
+        return v;
       });
     });
   });
@@ -335,7 +360,7 @@ function selftest() {
     });
     return Promise.all(runs);
   }).then(function (parts) {
-    var pass = parts.every(function (p) { return /=(ok|skip)$/.test(p); });
+    var pass = parts.every(function (p) { return /=(ok(\+deflate)?|skip)$/.test(p); });
     var text = "SELFTEST " + (pass ? "PASS" : "FAIL") + " transport=" + (useSSE ? "sse" : "ws") + " " + parts.join(" ");
     box.textContent = text;
     box.dataset.status = pass ? "pass" : "fail";

@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,16 +165,23 @@ func (e *engine) loopOf(el gnet.EventLoop) *gloop {
 }
 
 func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	l := e.loopOf(c.EventLoop())
+	l.core.Accepted()
 	if e.stopping.Load() {
+		l.core.Refused(core.RefuseShuttingDown)
 		return nil, gnet.Close // OnClose sees no context and ignores it
 	}
 	if !e.g.Claim() {
+		l.core.Refused(core.RefuseCapacity)
 		return core.OverCapacityResponse, gnet.Close
 	}
-	l := e.loopOf(c.EventLoop())
 	ref := l.add(c)
 	l.inCall = ref
-	l.core.StartServer(ref.c)
+	var peer netip.Addr
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	l.core.StartServer(ref.c, peer)
 	l.inCall = nil
 	return nil, l.afterCall(ref)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -81,7 +82,7 @@ func open(t testing.TB, l *Loop, d *fakeDriver, fd int) *Conn {
 		t.Fatal("no place")
 	}
 	c := l.NewConn(fd)
-	l.StartServer(c)
+	l.StartServer(c, netip.Addr{})
 	l.Input(c, []byte(upgrade))
 	if !bytes.HasPrefix(d.out[fd], []byte("HTTP/1.1 101 ")) {
 		t.Fatalf("handshake answered %q", d.out[fd])

@@ -27,6 +27,36 @@ type Group struct {
 	// its connections gives its place back (the epoll engine resumes
 	// accepting there).
 	OnRelease func(l *Loop)
+
+	obs    Observer // nil: nothing is reported
+	limits Limits   // nil: no per-client limits
+}
+
+// Observe makes the group report to o; call it before the loops run.
+func (g *Group) Observe(o Observer) { g.obs = o }
+
+// Limit makes the group enforce lim; call it before the loops run.
+func (g *Group) Limit(lim Limits) {
+	g.limits = lim
+	for _, l := range g.loops {
+		l.io.Admit = l.admitRequest
+	}
+}
+
+// LoopSnapshot is the state of one loop at one moment.
+type LoopSnapshot struct {
+	Sockets     int
+	QueuedBytes int64
+	QueuedTasks int
+}
+
+// Snapshot reports what loop i holds now (from any goroutine).
+func (g *Group) Snapshot(i int) LoopSnapshot {
+	if i < 0 || i >= len(g.loops) {
+		return LoopSnapshot{}
+	}
+	l := g.loops[i]
+	return LoopSnapshot{Sockets: int(l.sockets.Load()), QueuedBytes: l.queued.Load(), QueuedTasks: int(l.q.n.Load())}
 }
 
 // NewGroup returns a group for connections of cfg, at most capacity open.
@@ -53,6 +83,9 @@ func (g *Group) AddLoop(drv Driver, wake func() error) *Loop {
 		iov:  make([][]byte, 0, maxIovecs),
 	}
 	l.q = newTaskQueue(wake)
+	if g.limits != nil {
+		l.io.Admit = l.admitRequest
+	}
 	l.fireFn = l.fire
 	l.w.Stale = l.staleTimer
 	l.taskFn = l.runTask
@@ -98,9 +131,10 @@ func (g *Group) release(l *Loop) {
 // Broadcast sends m to every open connection: one task per loop.
 func (g *Group) Broadcast(m *session.Prepared) error {
 	var first error
+	start := Now()
 	for _, l := range g.loops {
 		l := l
-		if err := l.Post(func() { l.broadcast(m) }); err != nil && first == nil {
+		if err := l.Post(func() { l.broadcast(m, start) }); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -62,6 +63,14 @@ type Loop struct {
 	swept   int   // conns with flagSwept
 	sweepAt int64 // when the next sweep is due (0: none)
 
+	cur *Conn // the connection of the call in progress (prep)
+
+	// LoopTick's figures (Observer): since tickAt, the time idle in the
+	// poller and the latest a timer ran.
+	tickAt, idleAt, idle, lag int64
+
+	sockets atomic.Int32 // connections in the table, for snapshots
+
 	// What the loop's queues hold, for Group.Queued (from any goroutine):
 	// pending bytes, and the memory of their blocks.
 	queued, queueMem atomic.Int64
@@ -104,7 +113,7 @@ func (l *Loop) ExecuteAll(ids []uint64, fn func(c *session.Conn), cost int) erro
 	if len(ids) == 0 {
 		return nil
 	}
-	return l.q.post(task{ids: ids, fn: fn, cost: cost})
+	return l.q.post(task{ids: ids, fn: fn, cost: cost, start: Now()})
 }
 
 // Post runs fn on the loop: engine housekeeping, never refused for the
@@ -126,6 +135,7 @@ func (l *Loop) Advance() {
 	if l.swept > 0 && now >= l.sweepAt {
 		l.sweep(now)
 	}
+	l.tickReport(now)
 }
 
 // sweep hands the far deadlines that came near to the wheel.
@@ -174,21 +184,108 @@ func (l *Loop) Lookup(slot int32) *Conn {
 func (l *Loop) NewConn(fd int) *Conn {
 	c := l.t.alloc()
 	c.fd = int32(fd)
+	l.sockets.Add(1)
 	return c
 }
 
 // Discard frees the slot of a connection that was never started (its
 // socket is the driver's to close) and releases its claimed place.
-func (l *Loop) Discard(c *Conn) {
+func (l *Loop) Discard(c *Conn) { l.free(c) }
+
+// free gives c's slot and place back.
+func (l *Loop) free(c *Conn) {
 	l.t.release(c)
+	l.sockets.Add(-1)
+	// Only now may another connection take the place: handlers never see
+	// more than the capacity open.
 	l.g.release(l)
 }
 
-// StartServer starts a server-role connection on an accepted socket.
-func (l *Loop) StartServer(c *Conn) {
+// StartServer starts a server-role connection on an accepted socket from
+// peer (the zero Addr when the driver does not know it): the per-client
+// limits may refuse it with a 429 or 503 answer.
+func (l *Loop) StartServer(c *Conn, peer netip.Addr) {
+	if lim := l.g.limits; lim != nil {
+		if !lim.BeginHandshake() {
+			l.refuse(c, RefuseHandshakesInProgress)
+			return
+		}
+		c.flags |= flagHSGate
+		switch {
+		case !peer.IsValid():
+		case lim.Proxied(peer):
+			c.flags |= flagProxied
+		default:
+			t, reason, ok := lim.Admit(peer, Now())
+			if !ok {
+				l.refuse(c, reason)
+				return
+			}
+			c.ticket = t
+		}
+	}
 	c.flags |= flagStarted
 	c.m.InitServer(l.prep(c), l.g.cfg)
 	l.settle(c)
+}
+
+// refuse answers a connection a limit turned away (before its session
+// starts) and closes it.
+func (l *Loop) refuse(c *Conn, reason RefuseReason) {
+	_, _ = l.drv.Write(c, [][]byte{RefusalResponse(reason)}) // a new socket's buffer takes it
+	l.Refused(reason)
+	l.release(c)
+	c.flags |= flagClosed
+	l.drv.Close(c)
+	l.free(c)
+}
+
+// endHandshake gives back c's place among the handshakes in progress.
+func (l *Loop) endHandshake(c *Conn) {
+	if c.has(flagHSGate) {
+		c.flags &^= flagHSGate
+		l.g.limits.EndHandshake()
+	}
+}
+
+// release gives back what c holds in the limits.
+func (l *Loop) release(c *Conn) {
+	lim := l.g.limits
+	if lim == nil {
+		return
+	}
+	l.endHandshake(c)
+	if c.ticket != 0 {
+		lim.Release(c.ticket, Now())
+		c.ticket = 0
+	}
+}
+
+// admitRequest is the session's IO.Admit: a client behind a trusted proxy
+// is admitted by the address its request names, once per connection.
+func (l *Loop) admitRequest(r *session.Request) error {
+	c := l.cur
+	if c == nil || !c.has(flagProxied) {
+		return nil
+	}
+	c.flags &^= flagProxied
+	lim := l.g.limits
+	client := lim.Client(r.RemoteAddrPort().Addr(), r)
+	if !client.IsValid() {
+		return nil
+	}
+	t, reason, ok := lim.Admit(client, Now())
+	if !ok {
+		l.Refused(reason)
+		c.flags |= flagCounted
+		status := 429
+		if reason == RefuseHandshakesInProgress || reason == RefuseCapacity {
+			status = 503
+		}
+		return &session.RejectError{Status: status, Message: reason.String(), Header: "Retry-After: 1"}
+	}
+	c.ticket = t
+	return nil
 }
 
 // Input hands bytes read from c's socket to its machine. p may be modified
@@ -313,8 +410,7 @@ func (l *Loop) ConnectFailed(c *Conn, err error) {
 		c.m.FailClient(l.prep(c), ds.h, err)
 		l.io.Reset()
 	}
-	l.t.release(c)
-	l.g.release(l)
+	l.free(c)
 }
 
 // FailDial reports a dial that never got a socket or a slot to h.
@@ -331,6 +427,7 @@ func (l *Loop) prep(c *Conn) *session.IO {
 	io := &l.io
 	io.Now = Now()
 	io.Exec, io.ID = l, c.ID()
+	l.cur = c
 	io.Queued = 0
 	if c.has(flagOut) {
 		io.Queued = l.outs[c.slot].pending()
@@ -342,6 +439,14 @@ func (l *Loop) prep(c *Conn) *session.IO {
 // the deadline.
 func (l *Loop) settle(c *Conn) {
 	io := &l.io
+	l.cur = nil
+	l.observeCall(c, &io.Events)
+	if c.has(flagHSGate) && c.m.State() != session.StateHandshake {
+		l.endHandshake(c) // the handshake is over: its place goes (the ticket stays)
+	}
+	if c.m.State() == session.StateHTTP {
+		c.flags |= flagCounted // a plain request: not a handshake
+	}
 	closeReq, rearm := io.Close, io.Rearm
 	if (len(io.Out) > 0 || len(io.Pong) > 0) && c.live() {
 		l.send(c, io)
@@ -498,6 +603,7 @@ func (l *Loop) finish(c *Conn, err error) {
 	c.flags |= flagClosed
 	l.drv.Close(c)
 	l.unsweep(c)
+	l.release(c)
 	if c.has(flagOut) {
 		l.dropQueue(c)
 	}
@@ -505,16 +611,18 @@ func (l *Loop) finish(c *Conn, err error) {
 		delete(l.dials, c.slot)
 	}
 	if c.has(flagStarted) {
+		if o := l.g.obs; o != nil && !c.has(flagCounted|flagDialing) && c.m.State() == session.StateHandshake {
+			o.HandshakeFailed(l.idx, 0, c.m.HandshakeTook(Now())) // it ended before any answer
+		}
 		c.m.Closed(l.prep(c), err)
+		l.observeCall(c, &l.io.Events)
 		l.io.Reset()
+		l.cur = nil
 		// The conn's memory waits for the slot's next connection and must
 		// not keep the application's value alive meanwhile.
 		c.m.Conn().SetValue(nil)
 	}
-	l.t.release(c)
-	// Only now may another connection take the place: handlers never see
-	// more than the capacity open.
-	l.g.release(l)
+	l.free(c)
 }
 
 // nextAt is c's next decision point: its machine's deadline, the write
@@ -601,6 +709,9 @@ func (l *Loop) fire(key uint64, at int64) {
 	c := l.t.byID(key)
 	c.timer = 0
 	now := Now()
+	if d := now - at; d > l.lag {
+		l.lag = d
+	}
 	if c.has(flagOut) {
 		q := l.outs[c.slot]
 		if q.closeBy != 0 {
@@ -652,10 +763,14 @@ func (l *Loop) runTask(t *task) {
 	case t.run != nil:
 		l.safely(t.run)
 	case t.ids != nil:
+		n := 0
 		for _, id := range t.ids {
-			if c := l.t.byID(id); c != nil {
-				l.run(c, t.fn)
+			if c := l.t.byID(id); c != nil && l.run(c, t.fn) {
+				n++
 			}
+		}
+		if o := l.g.obs; o != nil {
+			o.FanOut(l.idx, n, time.Duration(Now()-t.start))
 		}
 	default:
 		c := l.t.byID(t.id)
@@ -689,6 +804,31 @@ func (l *Loop) safely(fn func()) {
 	fn()
 }
 
+// RemoteAddrPort returns the peer address of connection id without
+// allocating where the driver can (session's lookup for
+// Request.RemoteAddrPort).
+func (l *Loop) RemoteAddrPort(id uint64) netip.AddrPort {
+	c := l.t.byID(id)
+	if c == nil {
+		return netip.AddrPort{}
+	}
+	if d, ok := l.drv.(interface{ RemoteAddrPort(*Conn) netip.AddrPort }); ok {
+		return d.RemoteAddrPort(c)
+	}
+	if a, ok := l.drv.RemoteAddr(c).(*net.TCPAddr); ok {
+		return a.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// TLS reports whether connection id came over TLS (session's lookup for
+// Request.TLS).
+func (l *Loop) TLS(id uint64) bool {
+	c := l.t.byID(id)
+	d, ok := l.drv.(interface{ TLS(*Conn) bool })
+	return c != nil && ok && d.TLS(c)
+}
+
 // RemoteAddr returns the peer address of connection id (session's lookup
 // for Conn.RemoteAddr).
 func (l *Loop) RemoteAddr(id uint64) net.Addr {
@@ -701,14 +841,19 @@ func (l *Loop) RemoteAddr(id uint64) net.Addr {
 
 // ---- Fan-out and shutdown ----
 
-// broadcast writes m to every open connection of the loop.
-func (l *Loop) broadcast(m *session.Prepared) {
+// broadcast writes m to every open connection of the loop; start is when
+// Broadcast was called.
+func (l *Loop) broadcast(m *session.Prepared, start int64) {
 	send := func(sc *session.Conn) { _ = sc.SendPrepared(m) }
+	n := 0
 	l.t.each(func(c *Conn) {
-		if c.has(flagStarted) && !c.has(flagCloseReq) && c.m.Open() {
-			l.run(c, send)
+		if c.has(flagStarted) && !c.has(flagCloseReq) && c.m.Open() && l.run(c, send) {
+			n++
 		}
 	})
+	if o := l.g.obs; o != nil {
+		o.FanOut(l.idx, n, time.Duration(Now()-start))
+	}
 }
 
 // goAway starts the close handshake (1001) on every open connection, ends

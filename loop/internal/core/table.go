@@ -20,6 +20,8 @@ type Conn struct {
 	gen   uint32 // the slot's generation: bumped each time a connection leaves it
 	timer uint32 // the wheel entry asked for, engine milliseconds (0: none)
 	flags uint32
+	// ticket is the connection's place in the per-client limits (0: none).
+	ticket uint32
 }
 
 const (
@@ -32,6 +34,9 @@ const (
 	flagDialing                       // client: handshake in progress, dial state in the loop's dials
 	flagStarted                       // the machine was started (server or client)
 	flagSwept                         // its next deadline is far: the loop's sweep watches it, not the wheel
+	flagCounted                       // its handshake's outcome was reported (Observer), or it served plain HTTP
+	flagHSGate                        // it holds a place among the handshakes in progress (Limits)
+	flagProxied                       // its peer is a trusted proxy: the client is admitted once its request names it
 )
 
 // FD returns the driver's handle for the connection's socket.

@@ -18,6 +18,7 @@ type task struct {
 	missed func()
 	run    func()
 	cost   int
+	start  int64 // engine clock at post (fan-out latency)
 }
 
 // Bounds of a loop's task queue. What waits for a loop is bounded like
@@ -50,6 +51,7 @@ type taskQueue struct {
 	// armed is true from the post that woke the loop until the loop's next
 	// drain: posts in between need no wake-up of their own.
 	armed atomic.Bool
+	n     atomic.Int32 // tasks queued, for snapshots
 	wake  func() error
 }
 
@@ -78,6 +80,7 @@ func (q *taskQueue) put(t task, bounded bool) error {
 	}
 	q.tasks = append(q.tasks, t)
 	q.bytes += t.cost
+	q.n.Store(int32(len(q.tasks)))
 	var err error
 	if q.armed.CompareAndSwap(false, true) {
 		// Under the lock: close cannot complete meanwhile, so the wake-up
@@ -102,6 +105,7 @@ func (q *taskQueue) drain(do func(t *task)) {
 	batch := q.tasks
 	q.tasks = q.spare[:0]
 	q.bytes = 0
+	q.n.Store(0)
 	q.mu.Unlock()
 	for i := range batch {
 		do(&batch[i])

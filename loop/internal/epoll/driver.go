@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -67,12 +68,17 @@ func (d *loop) Close(c *core.Conn) { unix.Close(c.FD()) } // also leaves the pol
 // address per connection; nil once the peer has reset.
 func (d *loop) RemoteAddr(c *core.Conn) net.Addr { return netpoll.PeerAddr(c.FD()) }
 
+// RemoteAddrPort is RemoteAddr without allocating.
+func (d *loop) RemoteAddrPort(c *core.Conn) netip.AddrPort { return netpoll.PeerAddrPort(c.FD()) }
+
 // ---- The loop ----
 
 func (d *loop) run() {
 	defer d.e.wg.Done()
 	for !d.stop {
+		d.core.Idle()
 		n, err := d.p.Wait(d.timeout())
+		d.core.Awake()
 		if err != nil {
 			d.e.fatal(fmt.Errorf("event loop %d: %w", d.core.Index(), err))
 			break
@@ -261,7 +267,7 @@ func (d *loop) acceptReady() {
 			d.pauseAccept(0)
 			return
 		}
-		fd, err := d.e.accept(d.lfd)
+		fd, peer, err := d.e.accept(d.lfd)
 		if err != nil {
 			g.Unclaim()
 			switch err {
@@ -281,12 +287,13 @@ func (d *loop) acceptReady() {
 				return
 			}
 		}
-		d.serve(fd)
+		d.core.Accepted()
+		d.serve(fd, peer)
 	}
 }
 
 // serve starts a server-role connection on an accepted socket.
-func (d *loop) serve(fd int) {
+func (d *loop) serve(fd int, peer netip.AddrPort) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	if n := d.e.opts.SendBuffer; n > 0 {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
@@ -298,7 +305,7 @@ func (d *loop) serve(fd int) {
 		d.e.log.Error("wsloop: register connection", "err", err)
 		return
 	}
-	d.core.StartServer(c)
+	d.core.StartServer(c, peer.Addr())
 }
 
 var errFamily = errors.New("wsloop: source and destination address families differ")

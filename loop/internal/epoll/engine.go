@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -61,7 +62,7 @@ type engine struct {
 	sharedLfd int // a listener all loops share (kqueue), closed after them; -1: none
 
 	// accept is accept(2); tests replace it to simulate EMFILE.
-	accept func(lfd int) (int, error)
+	accept func(lfd int) (int, netip.AddrPort, error)
 }
 
 // New makes an epoll engine with its loops (not yet running).
@@ -82,7 +83,7 @@ func newEngine(o *core.Options) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsloop: %w", err)
 	}
-	e := &engine{opts: *o, log: o.Logger, done: make(chan struct{}), sharedLfd: -1, accept: netpoll.Accept}
+	e := &engine{opts: *o, log: o.Logger, done: make(chan struct{}), sharedLfd: -1, accept: netpoll.AcceptAddr}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -244,4 +245,12 @@ func (e *engine) Wait() error {
 
 // SetAccept replaces accept(2) for an engine that is not listening yet:
 // tests simulate EMFILE with it.
-func SetAccept(e core.Engine, accept func(lfd int) (int, error)) { e.(*engine).accept = accept }
+func SetAccept(e core.Engine, accept func(lfd int) (int, error)) {
+	e.(*engine).accept = func(lfd int) (int, netip.AddrPort, error) {
+		fd, err := accept(lfd)
+		if err != nil {
+			return fd, netip.AddrPort{}, err
+		}
+		return fd, netpoll.PeerAddrPort(fd), nil
+	}
+}

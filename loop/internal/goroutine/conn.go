@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -142,7 +143,11 @@ func (l *gloop) serve(nc net.Conn) {
 	}
 	gc.c = l.core.NewConn(int(fd))
 	l.e.wg.Add(1)
-	l.core.StartServer(gc.c)
+	var peer netip.Addr
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		peer = a.AddrPort().Addr().Unmap()
+	}
+	l.core.StartServer(gc.c, peer)
 	l.unlock()
 	go gc.read()
 }
@@ -315,3 +320,9 @@ func (l *gloop) Close(c *core.Conn) {
 }
 
 func (l *gloop) RemoteAddr(c *core.Conn) net.Addr { return l.conn(c).nc.RemoteAddr() }
+
+// TLS reports whether c came through the TLS listener.
+func (l *gloop) TLS(c *core.Conn) bool {
+	_, ok := l.conn(c).nc.(*tls.Conn)
+	return ok
+}

@@ -118,11 +118,15 @@ func (e *engine) acceptLoop() {
 			continue
 		}
 		delay = 0
+		l := e.loops[int(e.next.Add(1))%len(e.loops)]
+		l.core.Accepted() // (the Observer's calls are safe from any goroutine)
 		if e.stopping.Load() {
+			l.core.Refused(core.RefuseShuttingDown)
 			nc.Close()
 			continue
 		}
 		if !e.g.Claim() {
+			l.core.Refused(core.RefuseCapacity)
 			// The socket buffer of a new connection is empty: this write
 			// does not block (a TLS connection gets no answer: its
 			// handshake would).
@@ -133,7 +137,6 @@ func (e *engine) acceptLoop() {
 			nc.Close()
 			continue
 		}
-		l := e.loops[int(e.next.Add(1))%len(e.loops)]
 		l.serve(nc)
 	}
 }

@@ -3,6 +3,7 @@
 package netpoll
 
 import (
+	"net/netip"
 	"os"
 	"syscall"
 
@@ -155,6 +156,15 @@ func NewSocket(family int) (int, error) {
 // sockets, so one listener is shared by every loop's kqueue (a few spurious
 // EAGAINs on accept are the price).
 const ReusePortListeners = false
+
+// AcceptAddr is Accept that also returns the peer's address.
+func AcceptAddr(lfd int) (int, netip.AddrPort, error) {
+	fd, err := Accept(lfd)
+	if err != nil {
+		return fd, netip.AddrPort{}, err
+	}
+	return fd, PeerAddrPort(fd), nil
+}
 
 // Accept takes one pending connection as a non-blocking, close-on-exec socket.
 func Accept(lfd int) (int, error) {

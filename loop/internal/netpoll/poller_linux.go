@@ -3,8 +3,10 @@
 package netpoll
 
 import (
+	"net/netip"
 	"os"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -142,15 +144,25 @@ const ReusePortListeners = true
 // per call, garbage that a server holding idle connections pays for in RSS.
 // The peer's address is asked for (getpeername) only when someone wants it.
 func Accept(lfd int) (int, error) {
+	fd, _, err := AcceptAddr(lfd)
+	return fd, err
+}
+
+// AcceptAddr is Accept that also returns the peer's address, read into a
+// buffer on the stack: nothing is allocated.
+func AcceptAddr(lfd int) (int, netip.AddrPort, error) {
+	var rsa unix.RawSockaddrAny
 	for {
-		r, _, e := syscall.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		n := uint32(unix.SizeofSockaddrAny)
+		r, _, e := syscall.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}
 		if e != 0 {
-			return -1, e
+			return -1, netip.AddrPort{}, e
 		}
-		return int(r), nil
+		return int(r), rawAddrPort(&rsa), nil
 	}
 }
 
