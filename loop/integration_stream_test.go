@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -373,14 +372,7 @@ func TestIntegrationStreamHeartbeat(t *testing.T) {
 // reads from it.
 func dialMuteSSE(t *testing.T, ts *testServer, path string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: waitTimeout, Control: func(network, address string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	c, err := d.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ts.addCloser(func() { c.Close() })
+	c := dialSmallWindow(t, ts)
 	_ = c.SetWriteDeadline(time.Now().Add(waitTimeout))
 	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
 		t.Fatalf("request: %v", err)
