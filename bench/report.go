@@ -122,6 +122,17 @@ func (p *page) charts() (map[string]string, error) {
 			}
 			lc.Series = append(lc.Series, se)
 		}
+		for _, s := range p.cfg.Servers {
+			sse := p.casesOf(ScenarioIdleSSE)
+			if len(sse) == 0 || !sse[0].servedBy(s) {
+				continue
+			}
+			se := Series{Name: s.Label + ", event streams"}
+			for _, c := range sse {
+				se.Points = append(se.Points, Point{X: float64(c.Load.Conns), Y: p.sum(c.ID, s.Name, mRSSPerConn).Median})
+			}
+			lc.Series = append(lc.Series, se)
+		}
 		if err := write("memory.svg", lc); err != nil {
 			return nil, err
 		}
@@ -200,6 +211,7 @@ func (p *page) render(charts map[string]string) {
 
 	p.targets()
 	p.idle(charts)
+	p.idleSSE()
 	p.connect()
 	p.echo(charts)
 	p.broadcast(charts)
@@ -316,6 +328,41 @@ func (p *page) idle(charts map[string]string) {
 	}
 	p.table(&t)
 	p.chart(charts, "memory.svg", "memory per connection versus connections, per server")
+}
+
+// idleSSE is the event-stream subscribers' memory, beside the WebSocket
+// figure of the same server and count.
+func (p *page) idleSSE() {
+	cs := p.casesOf(ScenarioIdleSSE)
+	if len(cs) == 0 {
+		return
+	}
+	p.f("## Memory per idle event-stream subscriber\n\n")
+	p.f("Subscribers of the push feed as Server-Sent Events (`GET /sse/push`, text/event-stream, served on the event loops: "+
+		"a stream is a write-only connection, no goroutine each), held for %s while the feed sends each of them its reading once a second "+
+		"(every reading verified by wsload), then the server's VmRSS settles; RSS per subscriber is its growth from before the first connection, "+
+		"divided by the subscribers (no forced GC), as for the WebSocket connections above, whose figure for the same server and count is beside it. "+
+		"Only servers that serve event streams take part.\n\n", idleSSEHold)
+	t := Table{Header: []string{"server", "subscribers", "RSS per subscriber", "WebSocket idle RSS per conn", "SSE vs WebSocket", "Go heap per subscriber", "threads", "goroutines"}}
+	for _, s := range p.cfg.Servers {
+		for _, c := range cs {
+			if !c.servedBy(s) {
+				continue
+			}
+			ws, vs := "—", "—"
+			wsID := fmt.Sprintf("idle/%d", c.Load.Conns)
+			if w := p.sum(wsID, s.Name, mRSSPerConn); w.Valid() {
+				ws = FormatSummary(w, FormatBytes)
+				vs = FormatSummary(Summarize(Ratios(values(p.res, c.ID, s.Name, mRSSPerConn, p.cfg.Reps), values(p.res, wsID, s.Name, mRSSPerConn, p.cfg.Reps))), FormatRatio)
+			}
+			t.Add(s.Label, FormatCount(float64(c.Load.Conns)),
+				FormatSummary(p.sum(c.ID, s.Name, mRSSPerConn), FormatBytes), ws, vs,
+				FormatSummary(p.sum(c.ID, s.Name, mHeapPerConn), FormatBytes),
+				FormatSummary(p.sum(c.ID, s.Name, mThreads), FormatCount),
+				FormatSummary(p.sum(c.ID, s.Name, mGoroutines), FormatCount))
+		}
+	}
+	p.table(&t)
 }
 
 func (p *page) connect() {

@@ -23,8 +23,11 @@ func fakeResults(cfg *Config) *Results {
 					scale = 100
 				}
 				switch c.Scenario {
-				case ScenarioIdle:
+				case ScenarioIdle, ScenarioIdleSSE:
 					m[mRSSPerConn] = 180 * scale * (1 + jitter/100)
+					if c.Scenario == ScenarioIdleSSE {
+						m[mRSSPerConn] *= 2
+					}
 					m[mRSSGrowth] = m[mRSSPerConn] * float64(c.Load.Conns)
 					m[mThreads] = 5
 				case ScenarioEcho:
@@ -74,6 +77,7 @@ func TestWriteReport(t *testing.T) {
 		"`wsbench -reps 2`",
 		"| wsloop epoll | 500 | 183 B (182 B–184 B) | 0.01x | 183 B (182 B–184 B) |", // ratio 1/100; marginal = per-conn here
 		"target at most 1/80 (0.0125x): **MET**",
+		"| wsloop epoll | 500 | 365 B (364 B–367 B) | 183 B (182 B–184 B) | 2x |", // the SSE row beside the WebSocket figure
 		"ratio 1.5x; target at least 1.2x: **MET**",
 		"![memory per connection versus connections, per server](bench/charts/memory.svg)",
 		"(bench/charts/echo.svg)",

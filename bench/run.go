@@ -15,13 +15,18 @@ import (
 // Scenario names accepted by Config.Scenarios.
 const (
 	ScenarioIdle      = "idle"
+	ScenarioIdleSSE   = "idle-sse" // event-stream subscribers; servers with SSE only
 	ScenarioConnect   = "connect"
 	ScenarioEcho      = "echo"
 	ScenarioBroadcast = "broadcast"
 )
 
 // AllScenarios is every scenario in the order they run.
-var AllScenarios = []string{ScenarioIdle, ScenarioConnect, ScenarioEcho, ScenarioBroadcast}
+var AllScenarios = []string{ScenarioIdle, ScenarioIdleSSE, ScenarioConnect, ScenarioEcho, ScenarioBroadcast}
+
+// idleSSEHold is how long the idle-sse scenario holds its subscribers
+// before the server's RSS is read.
+const idleSSEHold = 15 * time.Second
 
 // EchoShape is one echo configuration: connections times message size.
 type EchoShape struct{ Conns, Size int }
@@ -107,6 +112,14 @@ func (c *Config) cases() []benchCase {
 				// while the server's RSS settles and samples it.
 				out = append(out, benchCase{ID: fmt.Sprintf("idle/%d", n), Scenario: sc, Path: "/ws/echo",
 					Load: loadRun{Scenario: "echo", Conns: n, Messages: n, Size: 64, Duration: time.Minute, Drain: 5 * time.Second}})
+			}
+		case ScenarioIdleSSE:
+			for _, n := range c.Sizes {
+				// The demo's push feed as an event stream (text/event-stream,
+				// served on the loops): n subscribers held while the feed
+				// sends its reading once a second, every reading verified.
+				out = append(out, benchCase{ID: fmt.Sprintf("idle-sse/%d", n), Scenario: sc, Path: "/sse/push",
+					Load: loadRun{Scenario: "sse", Publish: "server", Conns: n, Duration: idleSSEHold, Drain: 2 * time.Second}})
 			}
 		case ScenarioConnect:
 			out = append(out, benchCase{ID: fmt.Sprintf("connect/%d", c.ConnectConns), Scenario: sc, Path: "/ws/echo",
@@ -205,7 +218,14 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	cases := cfg.cases()
-	total := len(cases) * cfg.Reps * len(cfg.Servers)
+	total := 0
+	for _, c := range cases {
+		for _, s := range cfg.Servers {
+			if c.servedBy(s) {
+				total += cfg.Reps
+			}
+		}
+	}
 	done := 0
 	for _, c := range cases {
 		for rep := 1; rep <= cfg.Reps; rep++ {
@@ -218,6 +238,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 					return res, err
 				}
 				s := cfg.Servers[(i+rep-1)%n]
+				if !c.servedBy(s) {
+					continue
+				}
 				done++
 				log.Info("run", "n", fmt.Sprintf("%d/%d", done, total), "case", c.ID, "rep", rep, "server", s.Name)
 				m := Measurement{Case: c.ID, Server: s.Name, Rep: rep}
@@ -258,6 +281,9 @@ func emptyRows(cfg *Config, cases []benchCase, res *Results) []string {
 	for _, c := range cases {
 		key := primaryMetric(c.Scenario)
 		for _, s := range cfg.Servers {
+			if !c.servedBy(s) {
+				continue
+			}
 			if !Summarize(values(res, c.ID, s.Name, key, cfg.Reps)).Valid() {
 				out = append(out, fmt.Sprintf("%s, %s: no %s measured (empty row)", c.ID, s.Label, key))
 			}
@@ -266,9 +292,19 @@ func emptyRows(cfg *Config, cases []benchCase, res *Results) []string {
 	return out
 }
 
+// servedBy reports whether server s takes part in case c: event streams
+// only where the server has them.
+func (c benchCase) servedBy(s ServerSpec) bool { return c.Scenario != ScenarioIdleSSE || s.SSE }
+
+// idleScenario reports whether the scenario holds idle connections and
+// measures their memory.
+func idleScenario(scenario string) bool {
+	return scenario == ScenarioIdle || scenario == ScenarioIdleSSE
+}
+
 func primaryMetric(scenario string) string {
 	switch scenario {
-	case ScenarioIdle:
+	case ScenarioIdle, ScenarioIdleSSE:
 		return mRSSPerConn
 	case ScenarioConnect:
 		return mConnectRate
@@ -291,7 +327,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	time.Sleep(300 * time.Millisecond)
 	var vars0 runtimeVars
 	haveVars := false
-	if c.Scenario == ScenarioIdle {
+	if idleScenario(c.Scenario) {
 		if v, err := fetchVars(ctx, p.vars); err == nil {
 			vars0, haveVars = v, true
 		}
@@ -312,8 +348,12 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	}
 	lr := c.Load
 	lr.URL = "ws://" + p.addr + c.Path
+	if c.Scenario == ScenarioIdleSSE {
+		lr.URL = "http://" + p.addr + c.Path
+	}
 	if s.TLS {
-		lr.URL, lr.CAFile = "wss://"+p.addr+c.Path, cert.cert
+		lr.URL = strings.Replace(strings.Replace(lr.URL, "ws://", "wss://", 1), "http://", "https://", 1)
+		lr.CAFile = cert.cert
 	}
 	lr.PID = pid
 	lr.Extra = s.LoadArgs
@@ -323,7 +363,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	var samp *idleSample
 	var wg sync.WaitGroup
 	stopSampler := make(chan struct{})
-	if c.Scenario == ScenarioIdle {
+	if idleScenario(c.Scenario) {
 		samp = &idleSample{}
 		wg.Add(1)
 		go func() {
@@ -348,7 +388,7 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	metrics[mCPUSeconds] = cpu
 
 	switch c.Scenario {
-	case ScenarioIdle:
+	case ScenarioIdle, ScenarioIdleSSE:
 		n := float64(lr.Conns)
 		if rep.RSSAfter > 0 && rep.RSSBefore > 0 {
 			metrics[mRSSGrowth] = float64(rep.RSSAfter - rep.RSSBefore)

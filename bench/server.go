@@ -29,6 +29,9 @@ type ServerSpec struct {
 	// Admin: the server serves /debug/vars on an admin listener of its own
 	// (-admin-addr) rather than on its port.
 	Admin bool
+	// SSE: the server serves the push feed as an event stream at /sse/push
+	// (the idle-sse scenario).
+	SSE bool
 	// Rev, when set, is the git revision the binary is built from (a
 	// previous version of wsloop, measured beside the current one).
 	Rev string
@@ -54,9 +57,9 @@ func PreviousEpoll(rev string) ServerSpec {
 // Servers are every server the benchmark knows, in the order of its tables.
 // Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
-	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true},
-	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true},
-	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true},
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, SSE: true},
+	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true, SSE: true},
+	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, SSE: true},
 	// The epoll engine with permessage-deflate negotiated on every
 	// connection (wsload offers it; idle: what compression costs an idle
 	// connection; echo: the CPU of compressing and inflating each message).

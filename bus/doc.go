@@ -9,13 +9,13 @@
 // bus/natsserver runs an embedded NATS server for a group of worker
 // processes on one machine.
 //
-// Rooms are named rooms of WebSocket connections that span processes: each
-// process keeps one loop.Room per room with local members and one bus
-// subscription for it (made on the first local member, cancelled with the
-// last). A message published in a room is handed to the local members at
-// once and crosses the bus once per other process, where it is encoded once
-// and fanned out by the event loops. Broadcast does the same for every
-// connection of every process.
+// Rooms are named rooms of WebSocket connections and event streams that span
+// processes: each process keeps one loop.Room per room with local members
+// and one bus subscription for it (made on the first local member,
+// cancelled with the last). A message published in a room is handed to the
+// local members at once and crosses the bus once per other process, where
+// it is encoded once per format and fanned out by the event loops.
+// Broadcast does the same for every connection of every process.
 //
 // With a nil Bus, Rooms and Broadcast serve this process only, exactly as a
 // loop.Room and loop.Server.Broadcast do.

@@ -20,11 +20,19 @@ import (
 // message never depends on the bus, so local members keep talking while it
 // is down.
 //
+// Members are WebSocket connections and event streams alike (loop.Room).
+// Rooms made by NewRoomsWith keep their latest messages for streams that
+// reconnect (JoinFrom): each room's history, and its event ids, are this
+// process's (messages from other processes enter it as they arrive), so a
+// stream resumes in the process it left, while the room has members here;
+// elsewhere its Last-Event-ID is not recognized.
+//
 // Member counts are this process's; a room's size over all processes is not
 // known here. Safe for concurrent use; no method blocks.
 type Rooms struct {
 	bus    Bus // nil: this process only
 	prefix string
+	opts   loop.RoomOptions
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -52,8 +60,14 @@ type RoomStats struct {
 
 // NewRooms returns rooms on b whose topics are prefix + room name; b nil
 // keeps them to this process.
-func NewRooms(b Bus, prefix string) *Rooms {
-	return &Rooms{bus: b, prefix: prefix, rooms: make(map[string]*room)}
+func NewRooms(b Bus, prefix string) *Rooms { return NewRoomsWith(b, prefix, loop.RoomOptions{}) }
+
+// NewRoomsWith is NewRooms for rooms that keep o's history (o.Epoch is not
+// used: every room, each time it is made, numbers its messages under a
+// random epoch of its own).
+func NewRoomsWith(b Bus, prefix string, o loop.RoomOptions) *Rooms {
+	o.Epoch = ""
+	return &Rooms{bus: b, prefix: prefix, opts: o, rooms: make(map[string]*room)}
 }
 
 // Join adds the connection h names to room name and returns the room's
@@ -64,9 +78,30 @@ func NewRooms(b Bus, prefix string) *Rooms {
 func (rs *Rooms) Join(name string, h session.Handle) (members int, err error) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	r := rs.rooms[name]
+	r, err := rs.room(name)
+	r.members++
+	r.local.Join(h)
+	return r.members, err
+}
+
+// JoinFrom is Join for a connection on its own loop (OnOpen) that resumes
+// from an event id: loop.Room.JoinFrom, which hands c the kept messages
+// after last (or the latest fresh ones) and reports whether it resumed.
+func (rs *Rooms) JoinFrom(name string, c *session.Conn, last string, fresh int) (members int, resumed bool, err error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r, err := rs.room(name)
+	r.members++
+	resumed = r.local.JoinFrom(c, last, fresh)
+	return r.members, resumed, err
+}
+
+// room returns room name, made (and subscribed) when it has no members
+// here; rs.mu is held.
+func (rs *Rooms) room(name string) (r *room, err error) {
+	r = rs.rooms[name]
 	if r == nil {
-		r = &room{topic: rs.prefix + name, local: loop.NewRoom()}
+		r = &room{topic: rs.prefix + name, local: loop.NewRoomWith(rs.opts)}
 		if rs.bus != nil {
 			local := r.local
 			r.cancel, err = rs.bus.Subscribe(r.topic, func(op session.Opcode, p []byte) {
@@ -81,9 +116,7 @@ func (rs *Rooms) Join(name string, h session.Handle) (members int, err error) {
 		}
 		rs.rooms[name] = r
 	}
-	r.members++
-	r.local.Join(h)
-	return r.members, err
+	return r, err
 }
 
 // Leave removes h from room name and returns the local member count left;

@@ -3,11 +3,13 @@
 package demo
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wsloop/wsloop/internal/browsertest"
+	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -44,10 +46,13 @@ func browserSelftest(t *testing.T, engine string, compress bool) {
 	}
 	got := browsertest.Run(t, scheme+addr+"/?selftest=1&report=/selftest-report", reports, 60*time.Second)
 	t.Logf("%s: %s", engine, got)
-	for _, app := range []string{"echo", "chat", "push"} {
-		want := app + "=ok"
-		if compress {
-			want += "+deflate"
+	for _, app := range []string{"transport=ws", "echo", "chat", "push"} {
+		want := app
+		if app != "transport=ws" {
+			want += "=ok"
+			if compress {
+				want += "+deflate"
+			}
 		}
 		if !strings.Contains(" "+got+" ", " "+want+" ") {
 			t.Errorf("self-test report %q lacks %q", got, want)
@@ -75,5 +80,45 @@ func browserSelftest(t *testing.T, engine string, compress bool) {
 	if st.Compressed.Load() < 4 || st.Compressed.Load() != st.Opened.Load() || st.Inflated.Load() < 2 || st.Deflated.Load() < 3 {
 		t.Errorf("compression not in use: %d of %d connections, %d inflated, %d deflated",
 			st.Compressed.Load(), st.Opened.Load(), st.Inflated.Load(), st.Deflated.Load())
+	}
+}
+
+// TestBrowserSSE: with ?transport=sse the page's chat and push run over the
+// fallback (EventSource down, fetch POST up) on every engine; echo, which
+// is WebSocket only, is skipped.
+func TestBrowserSSE(t *testing.T) {
+	browsertest.Require(t)
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) { browserFallback(t, engine, "&transport=sse", nil) })
+	}
+}
+
+// TestBrowserFallback: where every WebSocket upgrade is refused (as by a
+// proxy that blocks them), the page finds out by itself and runs chat and
+// push over the fallback.
+func TestBrowserFallback(t *testing.T) {
+	browsertest.Require(t)
+	block := func(o *loop.Options) {
+		o.Session.Upgrade = func(r *session.Request) (session.Accept, error) {
+			return session.Accept{}, &session.RejectError{Status: http.StatusForbidden, Message: "upgrades are blocked here"}
+		}
+	}
+	browserFallback(t, "epoll", "", block)
+}
+
+// browserFallback runs the self-test with query added to its URL and the
+// server's options edited, and wants it to pass over event streams.
+func browserFallback(t *testing.T, engine, query string, edit func(o *loop.Options)) {
+	report, reports := browsertest.Reports()
+	_, _, addr := serveWith(t, engine, Options{PushInterval: 200 * time.Millisecond}, report, session.Config{}, edit)
+	got := browsertest.Run(t, "http://"+addr+"/?selftest=1&report=/selftest-report"+query, reports, 60*time.Second)
+	t.Logf("%s: %s", engine, got)
+	for _, want := range []string{"transport=sse", "echo=skip", "chat=ok", "push=ok"} {
+		if !strings.Contains(" "+got+" ", " "+want+" ") {
+			t.Errorf("self-test report %q lacks %q", got, want)
+		}
+	}
+	if !strings.HasPrefix(got, "SELFTEST PASS ") {
+		t.Errorf("self-test failed: %q", got)
 	}
 }

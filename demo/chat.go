@@ -5,11 +5,13 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/wsloop/wsloop/bus"
+	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
 
@@ -41,17 +43,30 @@ const (
 // joins are announced, each to the whole room), and guests are called
 // guest-TAG-N with a random TAG per process so that two processes do not
 // hand out the same name.
+//
+// Members are WebSocket connections (/ws/chat) and event streams
+// (/sse/chat, which say things with POST /sse/chat/send: see Stream and
+// Post) alike.
 type Chat struct {
 	rooms  *bus.Rooms
+	bus    bus.Bus
 	onBus  bool
 	guest  string // guest name prefix
 	guests atomic.Uint64
+
+	tag       string // this process's part of stream ids: 8 random hex digits
+	mu        sync.Mutex
+	streams   map[string]*member // by stream id
+	cancel    func()             // the bus subscription for POSTs made elsewhere
+	lostPosts atomic.Uint64      // POSTs passed on by other processes for streams gone
 }
 
 // member is a chat connection's user value.
 type member struct {
-	room string
-	nick string
+	room  string
+	nick  string
+	last  string // a stream's Last-Event-ID, until OnOpen
+	token string // a stream's id, for its POSTs
 }
 
 // ChatTopicPrefix is put before a room's name to make its bus topic.
@@ -63,13 +78,26 @@ func NewChat() *Chat { return NewChatOn(nil) }
 // NewChatOn returns a chat whose rooms span the processes on b (nil: this
 // process only).
 func NewChatOn(b bus.Bus) *Chat {
-	ch := &Chat{rooms: bus.NewRooms(b, ChatTopicPrefix), onBus: b != nil, guest: "guest-"}
+	ch := &Chat{
+		rooms: bus.NewRoomsWith(b, ChatTopicPrefix, loop.RoomOptions{History: ChatHistory, HistoryBytes: ChatHistoryBytes}),
+		bus:   b, onBus: b != nil, guest: "guest-", streams: make(map[string]*member),
+	}
+	var tag [4]byte
+	_, _ = rand.Read(tag[:])
+	ch.tag = hex.EncodeToString(tag[:])
 	if b != nil {
-		var tag [2]byte
-		_, _ = rand.Read(tag[:])
-		ch.guest += hex.EncodeToString(tag[:]) + "-"
+		ch.guest += ch.tag[:4] + "-"
+		// Refused only when the bus is closed: POSTs made here still work.
+		ch.cancel, _ = b.Subscribe(ChatPostTopicPrefix+ch.tag, ch.posted)
 	}
 	return ch
+}
+
+// Close cancels the bus subscription for POSTs made in other processes.
+func (ch *Chat) Close() {
+	if ch.cancel != nil {
+		ch.cancel()
+	}
 }
 
 // Rooms returns the number of rooms that have members (in this process).
@@ -126,7 +154,9 @@ func validNick(s string) bool {
 	return true
 }
 
-// OnOpen joins the member's room and announces it.
+// OnOpen joins the member's room and announces it. A stream first hears
+// its id (the "hello" event), then, when it resumes (Last-Event-ID), what
+// it missed.
 func (ch *Chat) OnOpen(c *session.Conn) {
 	m, _ := c.Value().(*member)
 	if m == nil { // routed here without accept: defaults
@@ -138,7 +168,14 @@ func (ch *Chat) OnOpen(c *session.Conn) {
 	}
 	// A bus that refuses the subscription leaves the member in the room
 	// with this process's members only; the bus's counters show it.
-	if members, _ := ch.rooms.Join(m.room, c.Handle()); members <= MaxAnnouncedRoom {
+	var members int
+	if c.State() == session.StateStream {
+		ch.openStream(c, m)
+		members, _, _ = ch.rooms.JoinFrom(m.room, c, m.last, 0)
+	} else {
+		members, _ = ch.rooms.Join(m.room, c.Handle())
+	}
+	if members <= MaxAnnouncedRoom {
 		_ = ch.rooms.Publish(m.room, session.Text, []byte("* "+m.nick+" joined"))
 	}
 }
@@ -158,8 +195,13 @@ func (ch *Chat) OnMessage(c *session.Conn, op session.Opcode, p []byte) {
 		_ = c.Close(session.StatusTooBig, "chat messages are at most 4 KiB")
 		return
 	}
-	msg := make([]byte, 0, len(m.nick)+2+len(p))
-	msg = append(append(append(msg, m.nick...), ": "...), p...)
+	ch.say(m, p)
+}
+
+// say publishes text to m's room as "nick: text".
+func (ch *Chat) say(m *member, text []byte) {
+	msg := make([]byte, 0, len(m.nick)+2+len(text))
+	msg = append(append(append(msg, m.nick...), ": "...), text...)
 	// A bus error (ErrDropped) means the other processes miss this one
 	// message; the local members have it and the bus counts it.
 	_ = ch.rooms.Publish(m.room, session.Text, msg)
@@ -171,6 +213,9 @@ func (ch *Chat) OnClose(c *session.Conn, code session.StatusCode, reason string,
 	m, _ := c.Value().(*member)
 	if m == nil {
 		return
+	}
+	if m.token != "" {
+		ch.closeStream(m)
 	}
 	left, ok := ch.rooms.Leave(m.room, c.Handle())
 	if ok && (left > 0 || ch.onBus) && left < MaxAnnouncedRoom {

@@ -9,6 +9,9 @@
 //     everyone in the room as "nick: text".
 //   - /ws/push: server push; a simulated sensor reading, as JSON, to every
 //     subscriber once a second.
+//   - /sse/push, /sse/chat and POST /sse/chat/send: the feed and the rooms
+//     over Server-Sent Events, served on the loops (Demo.LoopHTTP), for
+//     clients whose network blocks the upgrade (see sse.go).
 //
 // A Router picks the application by path during the upgrade (with an Origin
 // allow-list), and Demo.Page serves the embedded browser page that uses all

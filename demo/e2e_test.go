@@ -35,6 +35,13 @@ func serve(t *testing.T, engine string, opts Options, extra http.Handler, origin
 // of tlsCert.
 func serveConfig(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config) (*loop.Server, *Demo, string) {
 	t.Helper()
+	return serveWith(t, engine, opts, extra, cfg, nil)
+}
+
+// serveWith is serveConfig with the server's options adjusted by edit
+// (after the demo's hooks are in them).
+func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, cfg session.Config, edit func(o *loop.Options)) (*loop.Server, *Demo, string) {
+	t.Helper()
 	engine, overTLS := strings.CutSuffix(engine, "+tls")
 	var tlsConfig *tls.Config
 	if overTLS {
@@ -49,14 +56,19 @@ func serveConfig(t *testing.T, engine string, opts Options, extra http.Handler, 
 		mux.Handle("/selftest-report", extra)
 		h = mux
 	}
-	srv, err := loop.NewServer(Echo, loop.Options{
+	lo := loop.Options{
 		Engine:    engine,
 		Loops:     2,
 		Session:   cfg,
 		HTTP:      h,
+		LoopHTTP:  d.LoopHTTP,
 		TLSConfig: tlsConfig,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if edit != nil {
+		edit(&lo)
+	}
+	srv, err := loop.NewServer(Echo, lo)
 	if err != nil {
 		t.Fatal(err)
 	}

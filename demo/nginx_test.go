@@ -10,14 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
 	"github.com/wsloop/wsloop/internal/logbuf"
+	"github.com/wsloop/wsloop/internal/ssetest"
 )
 
 // TestNginxConfigFromREADME runs the nginx configuration that README.md
@@ -166,6 +167,22 @@ http {
 			t.Fatalf("push through nginx: %q then %q", r1, r2)
 		}
 		p.CloseNow()
+
+		// The feed as an event stream through the same config: the events
+		// come through (nginx does not hold them back: X-Accel-Buffering),
+		// and so does Last-Event-ID.
+		es := ssetest.Dial(t, front, "/sse/push", "Origin: http://"+front)
+		e1, e2 := es.Event(), es.Event()
+		if !strings.HasPrefix(e1.ID, "push-") || !strings.Contains(e2.Data, `"seq":`) || e1.ID == e2.ID {
+			t.Fatalf("event stream through nginx: %+v then %+v\n%s", e1, e2, errlog())
+		}
+		es.Close()
+		back := ssetest.Dial(t, front, "/sse/push", "Last-Event-ID: "+e2.ID)
+		n2, _ := strconv.ParseUint(strings.TrimPrefix(e2.ID, "push-"), 10, 64)
+		if e3 := back.Event(); e3.ID != "push-"+strconv.FormatUint(n2+1, 10) {
+			t.Fatalf("resumed through nginx after %s: %+v", e2.ID, e3)
+		}
+		back.Close()
 	}
 }
 

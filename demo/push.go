@@ -18,6 +18,10 @@ const DefaultPushInterval = time.Second
 // PushTopic is the bus topic of the readings.
 const PushTopic = "push"
 
+// PushHistory is how many of the latest readings the feed keeps for event
+// streams that reconnect (about a minute's at the default interval).
+const PushHistory = 64
+
 // pushEpoch is where reading numbers start: reading n is the one for the
 // n-th interval after it.
 var pushEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -28,8 +32,17 @@ var pushEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 //	{"t":"2026-11-21T09:30:00.000Z","temp":21.4,"seq":42}
 //
 // is encoded once and published to all subscribers through a loop.Room (one
-// task per loop, not one per connection). A new subscriber gets the latest
-// reading at once. Messages from subscribers are ignored.
+// task per loop, not one per connection): WebSocket connections (/ws/push)
+// and event streams (/sse/push, served on the loops: see Stream) alike. A
+// new subscriber gets the latest reading at once. Messages from
+// subscribers are ignored.
+//
+// Each reading's event id is "push-<seq>". The room keeps the latest
+// PushHistory readings, so a stream that reconnects with Last-Event-ID gets
+// the ones it missed, in any process of the feed (their ids are the same
+// everywhere); one that missed more, or names an id no process made, gets
+// an event named "gap" (its data the id it sent) and then the latest
+// reading.
 //
 // Readings are a function of the clock: the one for interval n since
 // 2026-01-01 UTC has seq n, the interval's start as t and a temperature
@@ -53,8 +66,7 @@ type Push struct {
 	stop    chan struct{}
 	done    chan struct{}
 	cancel  func() // the bus subscription
-	last    []byte // latest reading; replaced, never modified
-	lastSeq uint64
+	lastSeq uint64 // the latest reading published
 
 	noTicker bool // tests: make no readings, relay only (guarded by mu)
 }
@@ -70,8 +82,8 @@ func NewPushOn(interval time.Duration, b bus.Bus) *Push {
 	if interval <= 0 {
 		interval = DefaultPushInterval
 	}
-	return &Push{interval: interval, room: loop.NewRoom(), bus: b,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return &Push{interval: interval, room: loop.NewRoomWith(loop.RoomOptions{History: PushHistory, Epoch: PushTopic}),
+		bus: b, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Subscribers returns the number of open subscriber connections.
@@ -101,17 +113,14 @@ func (p *Push) Close() {
 }
 
 // OnOpen subscribes the connection, starting the ticker on first use, and
-// sends it the latest reading.
+// sends it the latest reading, or, for a stream that resumes
+// (Last-Event-ID), the readings it missed.
 func (p *Push) OnOpen(c *session.Conn) {
-	// Joining and reading p.last under p.mu, which accept holds from
-	// choosing a reading to publishing it, gives each subscriber every
-	// reading exactly once.
 	p.mu.Lock()
-	p.room.Join(c.Handle())
 	if !p.started && !p.closed {
 		p.started = true
 		now := time.Now()
-		p.last, p.lastSeq = p.reading(now), p.slot(now)
+		p.publishLocked(p.slot(now), p.reading(now)) // the room keeps it for the joiner
 		if p.bus != nil {
 			// Refused only when the bus is closed: this process's own
 			// readings still flow.
@@ -119,11 +128,11 @@ func (p *Push) OnOpen(c *session.Conn) {
 		}
 		go p.run(p.noTicker)
 	}
-	last := p.last
 	p.mu.Unlock()
-	if last != nil {
-		_ = c.Send(session.Text, last)
-	}
+	// The room hands over its kept readings and takes the joiner in as one
+	// step between publishes: each reading exactly once.
+	last, _ := c.Value().(resumeFrom)
+	p.room.JoinFrom(c, string(last), 1)
 }
 
 // OnMessage ignores what subscribers send.
@@ -191,10 +200,10 @@ func (p *Push) accept(seq uint64, r []byte) bool {
 }
 
 func (p *Push) publishLocked(seq uint64, r []byte) {
-	p.last, p.lastSeq = r, seq
-	if p.room.Len() > 0 {
-		_ = p.room.Publish(session.Text, r) // posts tasks, never blocks; a full loop queue skips its subscribers once
-	}
+	p.lastSeq = seq
+	// Posts tasks, never blocks; a full loop queue skips its subscribers
+	// once (a stream among them gets it back when it reconnects).
+	_ = p.room.PublishID(seq, session.Text, r)
 }
 
 // slot is the number of the interval now falls in.

@@ -18,14 +18,36 @@ type route func(r request) (session.Accept, error)
 // Router is a session.UpgradeFunc (through its Upgrade method) that chooses a
 // connection's Handler by request path. Unknown paths are refused with 404.
 // (Browsers from other sites were refused with 403 before a Router runs:
-// session.Config.AllowedOrigins.) Register routes before serving; after
-// that a Router is only read and safe for concurrent use.
+// session.Config.AllowedOrigins.) Through its LoopHTTP method it also
+// serves plain requests of the paths given to HandleLoop on the event
+// loops (event streams, small answers). Register routes before serving;
+// after that a Router is only read and safe for concurrent use.
 type Router struct {
 	routes map[string]route
+	plain  map[string]func(c *session.Conn, r *session.Request)
 }
 
 // NewRouter returns a Router with no routes.
-func NewRouter() *Router { return &Router{routes: make(map[string]route)} }
+func NewRouter() *Router {
+	return &Router{routes: make(map[string]route), plain: make(map[string]func(*session.Conn, *session.Request))}
+}
+
+// HandleLoop serves the plain (not upgrade) requests for path with fn, on
+// the connection's event loop: fn must not block, and must answer (see
+// loop.Options.LoopHTTP).
+func (rt *Router) HandleLoop(path string, fn func(c *session.Conn, r *session.Request)) {
+	rt.plain[path] = fn
+}
+
+// LoopHTTP is a loop.Options.LoopHTTP hook: it takes the plain requests for
+// the paths given to HandleLoop and leaves the others to Options.HTTP.
+func (rt *Router) LoopHTTP(c *session.Conn, r *session.Request) bool {
+	fn, ok := rt.plain[r.Path()]
+	if ok {
+		fn(c, r)
+	}
+	return ok
+}
 
 // Handle serves path with h.
 func (rt *Router) Handle(path string, h session.Handler) {

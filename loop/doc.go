@@ -1,6 +1,10 @@
 // Package loop runs session connections over real sockets: the Server (and
-// plain HTTP on the same port), Room and Broadcast for fan-out, and the
-// client Dialer. Engines are interchangeable behind one Server:
+// plain HTTP on the same port: a net/http Handler on goroutines, or
+// Options.LoopHTTP on the loops, where a request may become an event stream
+// that costs no goroutine), Room and Broadcast for fan-out to WebSocket
+// connections and event streams alike (a Room may keep its latest messages
+// for streams that resume with Last-Event-ID), and the client Dialer.
+// Engines are interchangeable behind one Server:
 //
 //   - "epoll": the default, a hand-written event loop on golang.org/x/sys/unix
 //     (epoll on Linux, kqueue on macOS and the BSDs); a few goroutines hold

@@ -17,6 +17,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -44,6 +45,13 @@ import (
 // another engine (default epoll). For example, the wss figure:
 //
 //	WSLOOP_RSS_TEST=1 WSLOOP_RSS_TLS=1 go test ./loop -run TestRSSPerIdleConnection -v -timeout 10m
+//
+// WSLOOP_RSS_MODE chooses what a connection is: "ws" (the default: a
+// WebSocket that echoes once), "ws-room" (the same, and a member of one
+// loop.Room) or "sse" (an event stream, session.Conn.StartStream, member of
+// one loop.Room, that got one event): "sse" against "ws-room" is what an
+// idle subscriber costs as an event stream rather than a WebSocket, the
+// room's cost the same in both.
 //
 // WSLOOP_RSS_COMPRESS=negotiated makes server and clients negotiate
 // permessage-deflate: the 64-byte echo is under the compression threshold,
@@ -117,6 +125,7 @@ func TestRSSPerIdleConnection(t *testing.T) {
 
 	cl := exec.Command(self, "-test.run=^TestRSSPerIdleConnection$")
 	cl.Env = append(os.Environ(), "WSLOOP_RSS_ROLE=client", "WSLOOP_RSS_ADDR="+addr, "WSLOOP_RSS_N="+strconv.Itoa(n), "WSLOOP_RSS_MID_N="+strconv.Itoa(mid))
+	mode := rssMode()
 	clIn, _ := cl.StdinPipe()
 	clOut, _ := cl.StdoutPipe()
 	cl.Stderr = os.Stderr
@@ -154,8 +163,8 @@ func TestRSSPerIdleConnection(t *testing.T) {
 	growth := after - before
 	fmt.Fprintln(srvIn, "free")
 	freed, _ := strconv.ParseInt(field("RSS_FREED "), 10, 64)
-	t.Logf("%d idle %s connections (%s engine, one %d-byte echo each, compression: %q): VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
-		n, rssScheme(), rssEngine(), rssSize(), os.Getenv("WSLOOP_RSS_COMPRESS"), before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
+	t.Logf("%d idle %s connections (%s, %s engine, one %d-byte echo each, compression: %q): VmRSS %d KiB -> %d KiB: %d bytes per connection (OS view, no forced GC); %d bytes after FreeOSMemory",
+		n, rssScheme(), mode, rssEngine(), rssSize(), os.Getenv("WSLOOP_RSS_COMPRESS"), before>>10, after>>10, growth/int64(n), (freed-before)/int64(n))
 	if mid < n {
 		t.Logf("marginal cost from %d to %d connections: %d bytes per connection added (without the one-time costs of the first %d)",
 			mid, n, (after-midRSS)/int64(n-mid), mid)
@@ -268,10 +277,26 @@ func rssServer(t *testing.T) {
 	default:
 		runtime.MemProfileRate = 1
 	}
+	mode := rssMode()
+	room := NewRoom()
 	h := session.HandlerFuncs{Message: func(c *session.Conn, op session.Opcode, p []byte) { _ = c.Send(op, p) }}
+	if mode != "ws" {
+		h.Open = func(c *session.Conn) {
+			room.Join(c.Handle())
+			if c.State() == session.StateStream {
+				_ = c.Send(session.Text, []byte("joined"))
+			}
+		}
+	}
 	opts := Options{Engine: rssEngine(), Session: session.Config{Compression: rssCompression()}}
 	if rssTLS() {
 		opts.TLSConfig = testcert.New(t).ServerConfig()
+	}
+	if mode == "sse" {
+		opts.LoopHTTP = func(c *session.Conn, r *session.Request) bool {
+			_ = c.StartStream(session.Accept{})
+			return true
+		}
 	}
 	s, err := NewServer(h, opts)
 	if err != nil {
@@ -356,11 +381,27 @@ func rssServer(t *testing.T) {
 	}
 }
 
+// rssMode is WSLOOP_RSS_MODE: ws, ws-room or sse.
+func rssMode() string {
+	switch m := os.Getenv("WSLOOP_RSS_MODE"); m {
+	case "", "ws":
+		return "ws"
+	case "ws-room", "sse":
+		return m
+	default:
+		panic("WSLOOP_RSS_MODE " + m + ": want ws, ws-room or sse")
+	}
+}
+
 func rssClient() {
 	addr, _ := net.ResolveTCPAddr("tcp", os.Getenv("WSLOOP_RSS_ADDR"))
 	n, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_N"))
 	mid, _ := strconv.Atoi(os.Getenv("WSLOOP_RSS_MID_N"))
 	stdin := bufio.NewReader(os.Stdin)
+	if rssMode() == "sse" {
+		rssStreams(addr, n, mid, stdin)
+		return
+	}
 	dopts := DialerOptions{ConnectTimeout: 60 * time.Second, Session: session.Config{Compression: rssCompression()}}
 	if rssTLS() {
 		dopts.TLSConfig = &tls.Config{InsecureSkipVerify: true} // a measurement's own throwaway certificate
@@ -416,5 +457,70 @@ func rssClient() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	fmt.Println("ECHOED", echoed.Load())
+	_, _ = io.Copy(io.Discard, stdin) // hold the connections until told
+}
+
+// rssStreams opens n event streams (plain GETs from 127.0.0.2 and .3), each
+// read up to its first event and then held without reading, and reports
+// them as the WebSocket client does (ECHOED).
+func rssStreams(addr *net.TCPAddr, n, mid int, stdin *bufio.Reader) {
+	srcs := []net.IP{net.ParseIP("127.0.0.2"), net.ParseIP("127.0.0.3")}
+	held := make([]net.Conn, 0, n)
+	var mu sync.Mutex
+	open := func(i int) {
+		d := net.Dialer{Timeout: 60 * time.Second, LocalAddr: &net.TCPAddr{IP: srcs[i%len(srcs)]}}
+		c, err := d.Dial("tcp", addr.String())
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "stream failed:", err)
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		if _, err := io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+			fmt.Fprintln(os.Stderr, "stream failed:", err)
+			c.Close()
+			return
+		}
+		// The head, then the first event: read exactly up to its blank line.
+		var got []byte
+		b := make([]byte, 1)
+		for !bytes.Contains(got, []byte("data: joined")) || !bytes.HasSuffix(got, []byte("\n\n")) {
+			if _, err := c.Read(b); err != nil {
+				fmt.Fprintln(os.Stderr, "stream failed:", err, string(got))
+				c.Close()
+				return
+			}
+			got = append(got, b[0])
+		}
+		mu.Lock()
+		held = append(held, c)
+		mu.Unlock()
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(held) }
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				open(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if i == mid && mid < n {
+			for count() < i {
+				time.Sleep(50 * time.Millisecond)
+			}
+			fmt.Println("ECHOED", count())
+			if _, err := stdin.ReadString('\n'); err != nil {
+				return
+			}
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	fmt.Println("ECHOED", count())
 	_, _ = io.Copy(io.Discard, stdin) // hold the connections until told
 }

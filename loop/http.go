@@ -28,6 +28,9 @@ const streamThreshold = 64 << 10
 
 // serveHTTP is the session.HTTPFunc of every Server.
 func (s *Server) serveHTTP(c *session.Conn, r *session.Request) {
+	if s.opts.LoopHTTP != nil && s.opts.LoopHTTP(c, r) {
+		return
+	}
 	keep := r.KeepAlive()
 	req, err := r.HTTPRequest()
 	if err != nil {

@@ -29,15 +29,7 @@ type mutePeer struct{ c net.Conn }
 
 func dialMute(t *testing.T, ts *testServer, path string) *mutePeer {
 	t.Helper()
-	d := net.Dialer{Timeout: waitTimeout, Control: func(network, address string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	tc, err := d.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ts.addCloser(func() { tc.Close() })
-	c := ts.wrap(tc.(*net.TCPConn))
+	c := dialSmallWindow(t, ts)
 	_ = c.SetWriteDeadline(time.Now().Add(waitTimeout))
 	if _, err := c.Write([]byte(handshakeRequest(path))); err != nil {
 		t.Fatalf("handshake: %v", err)
@@ -56,6 +48,21 @@ func dialMute(t *testing.T, ts *testServer, path string) *mutePeer {
 		t.Fatalf("handshake answered %q", head)
 	}
 	return &mutePeer{c: c}
+}
+
+// dialSmallWindow connects with a 4 KiB receive buffer, so that a peer
+// that does not read stops taking bytes at once.
+func dialSmallWindow(t *testing.T, ts *testServer) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: waitTimeout, Control: func(network, address string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	c, err := d.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	ts.addCloser(func() { c.Close() })
+	return ts.wrap(c.(*net.TCPConn)) // over TLS when the server speaks it
 }
 
 func vmRSS(t *testing.T) int64 {

@@ -3,6 +3,7 @@ package loop
 import (
 	"context"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,4 +195,86 @@ func TestRoomPublishAndLeave(t *testing.T) {
 			waitUntil(t, "the room to shrink", func() bool { return room.Len() == N-2 })
 		})
 	}
+}
+
+// Event ids: "<epoch>-<n>", n counting from 1 or the publisher's own
+// (PublishID, which refuses numbers not above the latest); a given Epoch
+// is used as it is, and rooms without one get distinct random ones.
+func TestRoomEventIDs(t *testing.T) {
+	x := &fakeExecutor{}
+	r := NewRoomWith(RoomOptions{History: 4, Epoch: "push"})
+	r.Join(session.NewHandle(x, 1))
+	if err := r.PublishID(41, session.Text, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Publish(session.Text, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []uint64{42, 7} {
+		if err := r.PublishID(n, session.Text, []byte("stale")); err != ErrStaleID {
+			t.Fatalf("PublishID(%d) after 42: %v, want ErrStaleID", n, err)
+		}
+	}
+	var ids []string
+	for _, e := range r.hist.kept() {
+		ids = append(ids, e.m.ID())
+	}
+	if strings.Join(ids, ",") != "push-41,push-42" || len(x.calls) != 2 {
+		t.Fatalf("kept %v, %d posts", ids, len(x.calls))
+	}
+	if r.hist.base != 40 {
+		t.Fatalf("base %d, want 40: the message before the first is not kept", r.hist.base)
+	}
+	for _, tc := range []struct {
+		id string
+		n  uint64
+		ok bool
+	}{{"push-42", 42, true}, {"push-", 0, false}, {"pus-42", 0, false}, {"push-x", 0, false}, {"42", 0, false}, {"", 0, false}} {
+		if n, ok := r.parseID(tc.id); n != tc.n || ok != tc.ok {
+			t.Errorf("parseID(%q) = %d, %v", tc.id, n, ok)
+		}
+	}
+	a, b := NewRoom(), NewRoom()
+	if a.epoch == b.epoch || len(a.epoch) != 8 {
+		t.Fatalf("default epochs %q, %q", a.epoch, b.epoch)
+	}
+	// No history: nothing kept, the base follows the latest.
+	a.Publish(session.Text, []byte("x"))
+	if len(a.hist.kept()) != 0 || a.hist.base != 1 {
+		t.Fatalf("no history: kept %d, base %d", len(a.hist.kept()), a.hist.base)
+	}
+}
+
+// The history's memory stays within twice its bound as it turns over.
+func TestRoomHistoryCompacts(t *testing.T) {
+	r := NewRoomWith(RoomOptions{History: 8})
+	for k := 0; k < 1000; k++ {
+		r.Publish(session.Text, []byte("m"))
+		if n := len(r.hist.kept()); n > 8 || cap(r.hist.ents) > 64 {
+			t.Fatalf("after %d: %d kept, %d entries of capacity", k, n, cap(r.hist.ents))
+		}
+	}
+	if r.hist.bytes != 8 || r.hist.base != 992 {
+		t.Fatalf("bytes %d base %d", r.hist.bytes, r.hist.base)
+	}
+}
+
+// A publish allocates the message, its frame and its id, whatever the
+// members (tasks are the executors').
+func TestRoomPublishAllocs(t *testing.T) {
+	x := &fakeExecutor{}
+	r := NewRoomWith(RoomOptions{History: 4})
+	for id := uint64(1); id <= 100; id++ {
+		r.Join(session.NewHandle(x, id))
+	}
+	msg := []byte("a reading of about sixty bytes, like the push feed's ones")
+	allocs := testing.AllocsPerRun(200, func() {
+		_ = r.Publish(session.Text, msg)
+		x.calls = x.calls[:0]
+	})
+	// The Prepared, its frame, the id, the send closure.
+	if allocs > 4 {
+		t.Fatalf("Publish: %v allocations, want at most 4", allocs)
+	}
+	t.Logf("Publish: %v allocations", allocs)
 }

@@ -41,6 +41,14 @@ type Options struct {
 	// client reads, and HTTP/1.1 keep-alive is honoured. nil: 404 for every
 	// path except /healthz.
 	HTTP http.Handler
+	// LoopHTTP, when set, sees every plain request first, on the
+	// connection's loop, and returns true for those it takes; the others
+	// go to HTTP. It must not block. It answers with c.WriteHTTP and
+	// c.EndHTTP (then or later, through c.Handle()), or makes the request
+	// an event stream (c.StartStream: a subscriber that costs no goroutine,
+	// for a Room or Broadcast). r is valid only during the call. A panic
+	// before it answers is a 500.
+	LoopHTTP func(c *session.Conn, r *session.Request) bool
 	// TLSConfig serves wss and https on the port, on every engine (the
 	// engines' shared core speaks TLS below the sessions, with
 	// crypto/tls). It is cloned; TLS 1.2 is the minimum and ALPN offers

@@ -102,13 +102,14 @@ func (c *Conn) sendable() error {
 	switch {
 	case c.io == nil:
 		return ErrNotOnLoop
-	case c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0:
+	case c.state != StateOpen && c.state != StateStream || c.flags&(fCloseSent|fTClosed) != 0:
 		return ErrClosed
 	}
 	return nil
 }
 
-// Send sends one message (Text payloads must be valid UTF-8). It returns
+// Send sends one message (Text payloads must be valid UTF-8); on an event
+// stream, as an event without an id (see Prepared.Event). It returns
 // ErrClosed once a close frame was sent or the connection is not open, and
 // applies Config.Overflow when the connection already holds HighWater or
 // more unsent bytes:
@@ -125,7 +126,12 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 	if err := c.admit(); err != nil {
 		return err
 	}
-	c.appendFrame(op, p)
+	if c.state == StateStream {
+		c.io.Out = appendEvent(c.io.Out, "", "", op, p)
+		c.streamOut()
+	} else {
+		c.appendFrame(op, p)
+	}
 	c.io.Events.Out++
 	c.io.Events.OutBytes += len(p)
 	return nil
@@ -133,8 +139,8 @@ func (c *Conn) Send(op Opcode, p []byte) error {
 
 // SendPrepared sends a message prepared once for many connections: a
 // server-role connection writes the shared frame as it is (the shared
-// compressed frame when it negotiated compression). It returns what Send
-// returns.
+// compressed frame when it negotiated compression), an event stream the
+// shared event (Prepared.Event). It returns what Send returns.
 func (c *Conn) SendPrepared(m *Prepared) error {
 	if c.flags&fClient != 0 {
 		return c.Send(m.op, m.payload)
@@ -145,20 +151,31 @@ func (c *Conn) SendPrepared(m *Prepared) error {
 	if err := c.admit(); err != nil {
 		return err
 	}
-	c.appendPrepared(m)
+	if c.state == StateStream {
+		c.io.Out = append(c.io.Out, m.Event()...)
+		c.streamOut()
+	} else {
+		c.appendPrepared(m)
+	}
 	c.io.Events.Out++
 	c.io.Events.OutBytes += len(m.payload)
 	return nil
 }
 
 // Ping sends a ping with payload p (at most 125 bytes). The peer's pong is
-// not reported: any input counts as a sign of life.
+// not reported: any input counts as a sign of life. On an event stream it
+// writes the heartbeat comment instead (p is not sent).
 func (c *Conn) Ping(p []byte) error {
 	if len(p) > 125 {
 		return ErrControlTooLong
 	}
 	if err := c.sendable(); err != nil {
 		return err
+	}
+	if c.state == StateStream {
+		c.io.Out = append(c.io.Out, heartbeat...)
+		c.streamOut()
+		return nil
 	}
 	c.writeControl(ctlPing, p)
 	return nil
@@ -169,7 +186,9 @@ func (c *Conn) Ping(p []byte) error {
 // and waits (Config.CloseTimeout) for the peer's reply before closing the
 // socket. From then on Send returns ErrClosed and incoming data is
 // discarded. It returns ErrClosed when a close frame was already sent.
-// Before the handshake has completed it closes the socket at once.
+// Before the handshake has completed it closes the socket at once. An event
+// stream ends once what it has queued is written (reason is not sent; code
+// is what its OnClose hears).
 func (c *Conn) Close(code StatusCode, reason string) error {
 	switch {
 	case c.io == nil:
@@ -178,6 +197,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return ErrClosed
 	case c.state == StateHandshake || c.state == StateHTTP:
 		c.closeTransport()
+		return nil
+	case c.state == StateStream:
+		c.closeStream(code)
 		return nil
 	case c.flags&fCloseSent != 0:
 		return ErrClosed

@@ -31,7 +31,9 @@
 // when it arrives in one read, otherwise in a pooled buffer capped at
 // Config.MaxRequestHeader (431 beyond). A plain request goes to Config.HTTP
 // (StateHTTP; the hook answers with Conn.WriteHTTP and Conn.EndHTTP, now or
-// later, and with keep-alive the connection reads the next request) or gets
+// later, and with keep-alive the connection reads the next request; or it
+// makes the request an event stream with Conn.StartStream: StateStream, a
+// write-only subscriber whose messages are Server-Sent Events) or gets
 // 426; a plain request's body (Content-Length, at most MaxRequestBody) is
 // read first, within HandshakeTimeout like the head; an upgrade
 // request is checked (RFC 6455 4.2.1), its Origin checked against the

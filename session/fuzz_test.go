@@ -136,10 +136,15 @@ func FuzzHTTPSide(f *testing.F) {
 			if cl := req.req.ContentLength; cl > 0 && int64(len(req.Body())) != cl {
 				t.Fatalf("body of %d bytes for Content-Length %d", len(req.Body()), cl)
 			}
-			if r.IntN(2) == 0 {
+			switch r.IntN(3) {
+			case 0:
 				_ = cc.WriteHTTP([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 				_ = cc.EndHTTP(r.IntN(4) != 0)
 				answered++
+			case 1: // an event stream: what follows in the input must cause no output
+				if err := cc.StartStream(Accept{}); err != nil {
+					t.Fatalf("StartStream: %v", err)
+				}
 			}
 		}
 		c = &tconn{}
@@ -147,8 +152,15 @@ func FuzzHTTPSide(f *testing.F) {
 		c.Init(cfg, ft, t0)
 		for i := 0; i < len(data); {
 			k := 1 + r.IntN(len(data)-i)
+			stream, wrote := c.State() == StateStream, len(ft.out)
 			c.Feed(data[i:i+k], t0)
 			i += k
+			if stream && len(ft.out) != wrote {
+				t.Fatalf("input on a stream wrote %q", ft.out[wrote:])
+			}
+			if c.State() == StateStream && r.IntN(2) == 0 {
+				c.do(func(cc *Conn) { _ = cc.Send(Text, data[:min(len(data), 9)]) })
+			}
 			if c.State() == StateHTTP && r.IntN(2) == 0 {
 				c.do(func(cc *Conn) { // the answer comes later, from a task
 					_ = cc.WriteHTTP([]byte("HTTP/1.1 204 No Content\r\n\r\n"))

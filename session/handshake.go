@@ -86,7 +86,7 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 			c.flags |= fKeepAlive
 		}
 		c.io.Rearm = true // no deadline: the application answers in its own time
-		hs.r = Request{req: req, io: c.io, body: body}
+		hs.r = Request{req: req, io: c.io, cfg: cfg, body: body}
 		c.callHTTP(&hs.r)
 		return
 	}
@@ -100,7 +100,7 @@ func (c *Conn) serveRequest(hs *handshake, body []byte) {
 	}
 	var acc Accept
 	if cfg.Upgrade != nil {
-		hs.r = Request{req: req, io: c.io}
+		hs.r = Request{req: req, io: c.io, cfg: cfg}
 		var err error
 		acc, err = c.callUpgrade(&hs.r)
 		if err != nil {

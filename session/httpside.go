@@ -166,18 +166,23 @@ func (c *Conn) keepPipelined(p []byte) {
 // then parts of its body over time (a stream, such as text/event-stream).
 // Like Send it applies Config.Overflow once HighWater bytes wait (by
 // default the connection is closed). p is not retained. It returns
-// ErrClosed in any other state.
+// ErrClosed in any other state. On an event stream (StartStream) it writes
+// p as it is: event-stream text the stream's own encoders do not make, such
+// as a "retry:" line.
 func (c *Conn) WriteHTTP(p []byte) error {
 	switch {
 	case c.io == nil:
 		return ErrNotOnLoop
-	case c.state != StateHTTP || c.flags&fTClosed != 0:
+	case c.state != StateHTTP && c.state != StateStream || c.flags&(fTClosed|fCloseSent) != 0:
 		return ErrClosed
 	}
 	if err := c.admit(); err != nil {
 		return err
 	}
 	c.io.Out = append(c.io.Out, p...)
+	if c.state == StateStream {
+		c.streamOut()
+	}
 	return nil
 }
 

@@ -106,9 +106,10 @@ func (m *Machine) State() State { return m.c.state }
 // one of its own).
 func (m *Machine) Config() *Config { return m.c.cfg }
 
-// Open reports whether the connection takes messages (open, no close sent).
+// Open reports whether the connection takes messages (open, or an event
+// stream, and no close sent).
 func (m *Machine) Open() bool {
-	return m.c.state == StateOpen && m.c.flags&(fCloseSent|fTClosed) == 0
+	return (m.c.state == StateOpen || m.c.state == StateStream) && m.c.flags&(fCloseSent|fTClosed) == 0
 }
 
 // InitServer starts a server-role connection (cfg.Role is not consulted): it
@@ -173,6 +174,8 @@ func (m *Machine) Feed(io *IO, p []byte) {
 		}
 	case StateHTTP:
 		c.keepPipelined(p)
+	case StateStream:
+		// A stream's client has nothing to say: what it sends is dropped.
 	case StateOpen, StateClosing:
 		c.feedFrames(p)
 	}
@@ -195,7 +198,7 @@ func (m *Machine) Tick(io *IO) {
 // held for it. A handler that was refused a Send hears OnDrain.
 func (m *Machine) Drained(io *IO) {
 	c := &m.c
-	if c.flags&fWantDrain == 0 || c.state != StateOpen || c.flags&(fCloseSent|fTClosed) != 0 {
+	if c.flags&fWantDrain == 0 || c.state != StateOpen && c.state != StateStream || c.flags&(fCloseSent|fTClosed) != 0 {
 		return
 	}
 	c.flags &^= fWantDrain
@@ -241,6 +244,9 @@ func (m *Machine) Closed(io *IO, err error) {
 	c.flags |= fTClosed
 	if err == nil {
 		err = ErrClosed
+	}
+	if c.state == StateStream && c.flags&fCloseSent != 0 {
+		c.report(c.streamCode(), "", nil) // this end ended it: Close's code
 	}
 	c.report(StatusAbnormal, "", err)
 	if c.flags&fOpened != 0 && c.cfg.Stats != nil {

@@ -19,6 +19,7 @@ import (
 type Request struct {
 	req    *codec.Request
 	io     *IO
+	cfg    *Config
 	body   []byte
 	remote net.Addr // asked of the engine on first use: most hooks never look
 }
@@ -57,6 +58,15 @@ func (r *Request) Header(name string) string { return string(r.req.Header(name))
 
 // Origin returns the Origin header, or "".
 func (r *Request) Origin() string { return string(r.req.Origin) }
+
+// OriginAllowed reports whether the Config's origin rule, which upgrades
+// pass before their hook runs, admits this request: no Origin (not a
+// browser, or a browser's same-origin GET), the server's own origin, or one
+// of Config.AllowedOrigins. A plain request's hook asks it for routes that
+// browsers of other sites must not use (an event stream, a POST that acts).
+func (r *Request) OriginAllowed() bool {
+	return originAllowed(string(r.req.Origin), string(r.req.Host), r.cfg.AllowedOrigins)
+}
 
 // Host returns the Host header.
 func (r *Request) Host() string { return string(r.req.Host) }

@@ -51,6 +51,8 @@ func (c *Conn) tick(now int64) {
 			c.stamp = nowMs
 			c.writePing()
 		}
+	case StateStream:
+		c.streamTick(nowMs)
 	case StateClosing:
 		if elapsed(nowMs, c.stamp) >= durMs(cfg.closeTimeout()) {
 			c.report(StatusAbnormal, "", ErrCloseTimeout)
@@ -88,6 +90,10 @@ func (c *Conn) deadline(now int64) int64 {
 			until(c.stamp, cfg.pongTimeout())
 		} else if pi := cfg.pingInterval(); pi > 0 {
 			until(c.lastIn, pi)
+		}
+	case StateStream:
+		if pi := cfg.pingInterval(); pi > 0 {
+			until(c.stamp, pi) // the heartbeat after the last output
 		}
 	case StateClosing:
 		until(c.stamp, cfg.closeTimeout())

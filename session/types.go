@@ -59,6 +59,7 @@ type State uint8
 const (
 	StateHandshake State = iota // waiting for (server) or on (client) the opening handshake
 	StateHTTP                   // server: a plain HTTP request is being answered; input is ignored
+	StateStream                 // server: the plain request became an event stream (text/event-stream): events flow out only
 	StateOpen                   // messages flow both ways
 	StateClosing                // a close frame was sent or received; waiting for the other half or the socket
 	StateClosed                 // the socket is gone; the Conn must not be used again
@@ -70,6 +71,8 @@ func (s State) String() string {
 		return "handshake"
 	case StateHTTP:
 		return "http"
+	case StateStream:
+		return "stream"
 	case StateOpen:
 		return "open"
 	case StateClosing:

@@ -192,6 +192,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 			Stats:            stats,
 		},
 		HTTP:            httpHandler,
+		LoopHTTP:        d.LoopHTTP, // /sse/...: event streams on the loops
 		Limits:          c.limits.limits(),
 		ShutdownTimeout: c.shutdownTimeout,
 		Logger:          log,

@@ -155,10 +155,13 @@ func (p *proc) busVars() (nats struct {
 	return nats
 }
 
-// member is a chat client; a goroutine files what it reads.
+// member is a chat client; a goroutine files what it reads. A WebSocket
+// member says things on its connection, an event-stream member with post
+// (sse_test.go).
 type member struct {
 	name string
 	c    *websocket.Conn
+	post func(t *testing.T, text string)
 	in   chan string
 	dead chan struct{}
 }
@@ -191,6 +194,10 @@ func join(t *testing.T, addr, room, nick string) *member {
 
 func (m *member) say(t *testing.T, text string) {
 	t.Helper()
+	if m.post != nil {
+		m.post(t, text)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), procTimeout)
 	defer cancel()
 	if err := m.c.Write(ctx, websocket.MessageText, []byte(text)); err != nil {

@@ -2,7 +2,16 @@
 // With ?selftest=1 the page exercises echo, chat and push by itself and shows
 // the outcome in #selftest (and the title); with &report=PATH it also GETs
 // PATH?result=OUTCOME (the end-to-end test reads it).
+//
+// Chat and push speak WebSocket, or, when the upgrade fails (a proxy or a
+// network that blocks it), fall back to Server-Sent Events down and POST up
+// on the same rooms and feed (/sse/...), as socket.io and SockJS degrade.
+// ?transport=sse forces the fallback, ?transport=ws forbids it.
 "use strict";
+
+var params = new URLSearchParams(location.search);
+var forced = params.get("transport"); // "ws", "sse" or null: try WebSocket, fall back
+var useSSE = forced === "sse";
 
 function wsURL(path) {
   return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -19,9 +28,81 @@ function log(list, text, cls) {
   list.scrollTop = list.scrollHeight;
 }
 
+function showTransport() {
+  $("transport").textContent = useSSE ? "Server-Sent Events + POST (fallback)" : "WebSocket";
+}
+
+// ---- Transport ----
+
+// channel connects to an application, "chat" or "push", with the query
+// string q ("" or "?..."). h has onopen(ch), onmessage(text), onclose(why)
+// and, optionally, onstate(text). The channel has send(text) (chat), close()
+// and transport ("ws" or "sse"); a WebSocket that fails before it opens is
+// replaced by the fallback, for this channel and every later one.
+function channel(kind, q, h) {
+  var ch = { transport: "ws", closed: false };
+  if (useSSE) return sseChannel(ch, kind, q, h);
+  var ws = new WebSocket(wsURL("/ws/" + kind + q));
+  var opened = false;
+  ch.send = function (text) { ws.send(text); };
+  ch.ready = function () { return ws.readyState === WebSocket.OPEN; };
+  ch.close = function () { ch.closed = true; ws.close(1000); };
+  ws.onopen = function () { opened = true; ch.extensions = ws.extensions; h.onopen(ch); };
+  ws.onmessage = function (e) { h.onmessage(e.data); };
+  ws.onclose = function (e) {
+    if (!opened && forced !== "ws" && !ch.closed) {
+      useSSE = true; // the upgrade is blocked here: degrade
+      showTransport();
+      sseChannel(ch, kind, q, h);
+      return;
+    }
+    ch.closed = true;
+    h.onclose("closed (" + e.code + ")");
+  };
+  return ch;
+}
+
+// sseChannel makes ch an event stream of /sse/KIND; a chat stream's first
+// event ("hello") gives the id its POSTs are said as. The browser
+// reconnects a dropped stream by itself, with Last-Event-ID: the server
+// sends what was missed, or a "gap" event when it cannot.
+function sseChannel(ch, kind, q, h) {
+  var es = new EventSource("/sse/" + kind + q);
+  var id = null, opened = false;
+  ch.transport = "sse";
+  ch.send = function (text) {
+    return fetch("/sse/chat/send?id=" + encodeURIComponent(id), { method: "POST", body: text })
+      .then(function (r) { if (!r.ok) throw new Error("POST: " + r.status); });
+  };
+  ch.ready = function () { return es.readyState === EventSource.OPEN && (kind !== "chat" || id !== null); };
+  ch.close = function () {
+    if (ch.closed) return;
+    ch.closed = true;
+    es.close();
+    h.onclose("closed");
+  };
+  function open() {
+    if (h.onstate) h.onstate("");
+    if (!opened) { opened = true; h.onopen(ch); }
+  }
+  es.addEventListener("hello", function (e) { id = JSON.parse(e.data).id; open(); });
+  es.addEventListener("gap", function () { h.onmessage("(some messages were missed)"); });
+  es.onopen = function () { if (kind !== "chat") open(); };
+  es.onmessage = function (e) { h.onmessage(e.data); };
+  es.onerror = function () {
+    if (es.readyState === EventSource.CLOSED) {
+      if (!ch.closed) { ch.closed = true; h.onclose("closed"); }
+    } else if (h.onstate) {
+      h.onstate("reconnecting");
+    }
+  };
+  return ch;
+}
+
 // ---- Echo ----
 var echoSent = 0, echoReceived = 0; // the page's own echo socket, for the self-test
 function startEcho() {
+  if (useSSE) { $("echo-state").textContent = "WebSocket only"; return; }
   var ws = new WebSocket(wsURL("/ws/echo"));
   ws.onopen = function () { $("echo-state").textContent = "open"; };
   ws.onclose = function (e) { $("echo-state").textContent = "closed (" + e.code + ")"; };
@@ -43,30 +124,33 @@ function startEcho() {
 // ---- Chat ----
 var chat = null;
 function joinChat() {
-  if (chat) chat.close(1000, "leaving");
-  var q = "?room=" + encodeURIComponent($("chat-room").value || "lobby");
+  if (chat) chat.close();
+  var room = $("chat-room").value || "lobby";
+  var q = "?room=" + encodeURIComponent(room);
   var nick = $("chat-nick").value;
   if (nick) q += "&nick=" + encodeURIComponent(nick);
-  var ws = new WebSocket(wsURL("/ws/chat" + q));
-  chat = ws;
   $("chat-state").textContent = "joining";
-  ws.onopen = function () {
-    $("chat-state").textContent = "in " + ($("chat-room").value || "lobby");
-    $("chat-input").disabled = $("chat-send").disabled = false;
-  };
-  ws.onclose = function (e) {
-    if (chat !== ws) return;
-    $("chat-state").textContent = "closed (" + e.code + ")";
-    $("chat-input").disabled = $("chat-send").disabled = true;
-  };
-  ws.onmessage = function (e) { log($("chat-log"), e.data); };
+  var me = channel("chat", q, {
+    onopen: function () {
+      $("chat-state").textContent = "in " + room + " (" + me.transport + ")";
+      $("chat-input").disabled = $("chat-send").disabled = false;
+    },
+    onmessage: function (text) { log($("chat-log"), text); },
+    onstate: function (s) { if (s) $("chat-state").textContent = s; },
+    onclose: function (why) {
+      if (chat !== me) return;
+      $("chat-state").textContent = why;
+      $("chat-input").disabled = $("chat-send").disabled = true;
+    }
+  });
+  chat = me;
 }
 function startChat() {
   $("chat-join").onsubmit = function (ev) { ev.preventDefault(); joinChat(); };
   $("chat-form").onsubmit = function (ev) {
     ev.preventDefault();
     var v = $("chat-input").value;
-    if (!chat || chat.readyState !== WebSocket.OPEN || v === "") return;
+    if (!chat || !chat.ready() || v === "") return;
     chat.send(v);
     $("chat-input").value = "";
   };
@@ -74,22 +158,24 @@ function startChat() {
 
 // ---- Push ----
 function startPush() {
-  var ws = new WebSocket(wsURL("/ws/push"));
-  ws.onopen = function () { $("push-state").textContent = "live"; };
-  ws.onclose = function (e) { $("push-state").textContent = "closed (" + e.code + ")"; };
-  ws.onmessage = function (e) {
-    var r;
-    try { r = JSON.parse(e.data); } catch (err) { log($("push-log"), "bad reading: " + e.data, "err"); return; }
-    $("temp").textContent = r.temp.toFixed(1);
-    $("push-seq").textContent = r.seq;
-    $("push-time").textContent = new Date(r.t).toLocaleTimeString();
-    log($("push-log"), "#" + r.seq + "  " + r.temp.toFixed(1) + " \u00b0C  " + r.t);
-  };
+  var feed = channel("push", "", {
+    onopen: function () { $("push-state").textContent = "live (" + feed.transport + ")"; },
+    onstate: function (s) { $("push-state").textContent = s || "live (" + feed.transport + ")"; },
+    onclose: function (why) { $("push-state").textContent = why; },
+    onmessage: function (text) {
+      var r;
+      try { r = JSON.parse(text); } catch (err) { log($("push-log"), text, "err"); return; }
+      $("temp").textContent = r.temp.toFixed(1);
+      $("push-seq").textContent = r.seq;
+      $("push-time").textContent = new Date(r.t).toLocaleTimeString();
+      log($("push-log"), "#" + r.seq + "  " + r.temp.toFixed(1) + " \u00b0C  " + r.t);
+    }
+  });
 }
 
 // ---- Self-test ----
 
-// open resolves with a socket once it is open; it rejects on error or close.
+// open resolves with an echo WebSocket once it is open; it rejects on error or close.
 function open(path) {
   return new Promise(function (resolve, reject) {
     var ws = new WebSocket(wsURL(path));
@@ -103,30 +189,46 @@ function open(path) {
     ws.onopen = function () { resolve(ws); };
     ws.onerror = function () { reject(new Error(path + ": error")); };
     ws.onclose = function (e) {
+      ws.closed = true;
       reject(new Error(path + ": closed " + e.code));
       ws.waiters.slice().forEach(function (w) { w(); });
     };
   });
 }
 
+// openChannel resolves with a channel (chat or push) once it is open.
+function openChannel(kind, q) {
+  return new Promise(function (resolve, reject) {
+    var box = { inbox: [], waiters: [] };
+    function wake() { box.waiters.slice().forEach(function (w) { w(); }); }
+    var ch = channel(kind, q, {
+      onopen: function (c) { resolve(c); },
+      onmessage: function (text) { box.inbox.push(text); wake(); },
+      onclose: function (why) { reject(new Error(kind + ": " + why)); wake(); }
+    });
+    ch.inbox = box.inbox;
+    ch.waiters = box.waiters;
+  });
+}
+
 // next resolves with the first message (past index from) that pred accepts.
-function next(ws, pred, from) {
+function next(ch, pred, from) {
   return new Promise(function (resolve, reject) {
     var i = from || 0;
     function check() {
-      for (; i < ws.inbox.length; i++) {
-        if (pred(ws.inbox[i])) {
-          ws.waiters.splice(ws.waiters.indexOf(check), 1);
-          resolve(ws.inbox[i]);
+      for (; i < ch.inbox.length; i++) {
+        if (pred(ch.inbox[i])) {
+          ch.waiters.splice(ch.waiters.indexOf(check), 1);
+          resolve(ch.inbox[i]);
           return;
         }
       }
-      if (ws.readyState >= WebSocket.CLOSING) {
-        ws.waiters.splice(ws.waiters.indexOf(check), 1);
+      if (ch.closed || ch.readyState >= WebSocket.CLOSING) {
+        ch.waiters.splice(ch.waiters.indexOf(check), 1);
         reject(new Error("closed before the expected message"));
       }
     }
-    ws.waiters.push(check);
+    ch.waiters.push(check);
     check();
   });
 }
@@ -138,7 +240,8 @@ function withTimeout(p, ms, what) {
 }
 
 // verdict is a test's "ok", marked "+deflate" when its sockets negotiated
-// permessage-deflate (with a server run with -compress).
+// permessage-deflate (with a server run with -compress); an event stream
+// has no extensions.
 function verdict(sockets) {
   var all = sockets.every(function (ws) { return /permessage-deflate/.test(ws.extensions); });
   return all ? "ok+deflate" : "ok";
@@ -152,6 +255,7 @@ function longText(word, n) {
 }
 
 function testEcho() {
+  if (useSSE) return Promise.resolve("skip"); // echo is WebSocket only
   return open("/ws/echo").then(function (ws) {
     var text = "h\u00e9llo \u2713 " + Math.random();
     var bin = new Uint8Array([0, 1, 2, 250, 255]);
@@ -178,17 +282,17 @@ function testEcho() {
 }
 
 function testChat() {
-  var room = "selftest-" + Math.floor(Math.random() * 1e9);
-  return open("/ws/chat?room=" + room + "&nick=alice").then(function (a) {
+  var room = "?room=selftest-" + Math.floor(Math.random() * 1e9);
+  return openChannel("chat", room + "&nick=alice").then(function (a) {
     return next(a, function (m) { return m === "* alice joined"; }).then(function () {
-      return open("/ws/chat?room=" + room + "&nick=bob");
+      return openChannel("chat", room + "&nick=bob");
     }).then(function (b) {
       // alice sees bob arrive: both are members now.
       return next(a, function (m) { return m === "* bob joined"; }).then(function () {
-        a.send("hi bob");
+        a.send("hi bob \u2713\nline two");
         return Promise.all([
-          next(a, function (m) { return m === "alice: hi bob"; }),
-          next(b, function (m) { return m === "alice: hi bob"; })
+          next(a, function (m) { return m === "alice: hi bob \u2713\nline two"; }),
+          next(b, function (m) { return m === "alice: hi bob \u2713\nline two"; })
         ]);
       }).then(function () {
         var long = longText("hi alice", 2000);
@@ -199,15 +303,21 @@ function testChat() {
         ]);
       }).then(function () {
         var v = verdict([a, b]);
-        b.close(1000);
+        b.close();
         return next(a, function (m) { return m === "* bob left"; }).then(function () { return v; });
-      }).then(function (v) { a.close(1000); return v; });
+      }).then(function (v) {
+        if (a.transport !== (useSSE ? "sse" : "ws") || b.transport !== a.transport) {
+          throw new Error("transports " + a.transport + ", " + b.transport);
+        }
+        a.close();
+        return v;
+      });
     });
   });
 }
 
 function testPush() {
-  return open("/ws/push").then(function (ws) {
+  return openChannel("push", "").then(function (feed) {
     function reading(m) {
       var r = JSON.parse(m);
       if (typeof r.temp !== "number" || typeof r.seq !== "number" || isNaN(Date.parse(r.t))) {
@@ -215,13 +325,24 @@ function testPush() {
       }
       return r;
     }
-    return next(ws, function () { return true; }).then(function (m1) {
+    return next(feed, function () { return true; }).then(function (m1) {
       var first = reading(m1);
-      return next(ws, function (m) { return reading(m).seq > first.seq; }).then(function () {
-        ws.close(1000);
-        return verdict([ws]);
+      return next(feed, function (m) { return reading(m).seq > first.seq; }).then(function () {
+        var v = verdict([feed]);
+        feed.close();
+        return v;
       });
     });
+  });
+}
+
+// detect decides the transport before the tests run: WebSocket unless it
+// is forbidden here (or ?transport says).
+function detect() {
+  if (forced) return Promise.resolve();
+  return open("/ws/echo").then(function (ws) { ws.close(1000); }, function () {
+    useSSE = true;
+    showTransport();
   });
 }
 
@@ -231,27 +352,29 @@ function selftest() {
   box.dataset.status = "running";
   box.textContent = "SELFTEST running";
   var names = ["echo", "chat", "push"];
-  var runs = [testEcho, testChat, testPush].map(function (fn, i) {
-    return withTimeout(fn(), 15000, names[i]).then(
-      function (v) { return names[i] + "=" + v; },
-      function (err) { return names[i] + "=FAIL(" + (err && err.message || err) + ")"; });
-  });
-  Promise.all(runs).then(function (parts) {
-    var pass = parts.every(function (p) { return /=ok(\+deflate)?$/.test(p); });
-    var text = "SELFTEST " + (pass ? "PASS" : "FAIL") + " " + parts.join(" ");
+  detect().then(function () {
+    var runs = [testEcho, testChat, testPush].map(function (fn, i) {
+      return withTimeout(fn(), 15000, names[i]).then(
+        function (v) { return names[i] + "=" + v; },
+        function (err) { return names[i] + "=FAIL(" + (err && err.message || err) + ")"; });
+    });
+    return Promise.all(runs);
+  }).then(function (parts) {
+    var pass = parts.every(function (p) { return /=(ok(\+deflate)?|skip)$/.test(p); });
+    var text = "SELFTEST " + (pass ? "PASS" : "FAIL") + " transport=" + (useSSE ? "sse" : "ws") + " " + parts.join(" ");
     box.textContent = text;
     box.dataset.status = pass ? "pass" : "fail";
     box.className = pass ? "pass" : "fail";
     document.title = text;
-    var report = new URLSearchParams(location.search).get("report");
+    var report = params.get("report");
     if (report && report.charAt(0) === "/") {
-      // In the query, not a body: the server's HTTP side reads no request bodies.
       fetch(report + "?result=" + encodeURIComponent(text)).catch(function () {});
     }
   });
 }
 
+showTransport();
 startEcho();
 startChat();
 startPush();
-if (new URLSearchParams(location.search).get("selftest") === "1") selftest();
+if (params.get("selftest") === "1") selftest();

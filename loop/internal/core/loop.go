@@ -381,12 +381,23 @@ func (l *Loop) Writable(c *Conn) {
 
 // Hangup says c's socket is gone (err: io.EOF for an orderly end, or what
 // the driver saw). A client that half-closes while its plain HTTP request
-// is being answered still gets the answer.
+// is being answered still gets the answer; an event stream's client that
+// does is gone (session.StateStream).
 func (l *Loop) Hangup(c *Conn, err error) {
 	if !c.live() {
 		return
 	}
 	if err == io.EOF && c.has(flagStarted) && !c.has(flagCloseReq) && c.m.State() == session.StateHTTP {
+		if !c.has(flagNoRead) {
+			c.flags |= flagNoRead
+			l.interest(c)
+		}
+		return
+	}
+	if err == io.EOF && c.has(flagCloseReq) && c.has(flagOut) {
+		// The peer half-closed behind its close frame (or its last
+		// request) and still reads: the close under way ends the
+		// connection once what it queued is written, or at its linger.
 		if !c.has(flagNoRead) {
 			c.flags |= flagNoRead
 			l.interest(c)
@@ -959,9 +970,9 @@ func (l *Loop) broadcast(m *session.Prepared, start int64) {
 	}
 }
 
-// goAway starts the close handshake (1001) on every open connection and
-// drops those still in their opening handshake; plain HTTP exchanges get
-// their answer.
+// goAway starts the close handshake (1001) on every open connection, ends
+// event streams (once what they queued is written) and drops connections
+// still in their opening handshake; plain HTTP exchanges get their answer.
 func (l *Loop) goAway() {
 	bye := func(sc *session.Conn) { _ = sc.Close(session.StatusGoingAway, "server shutting down") }
 	l.t.each(func(c *Conn) {
@@ -971,7 +982,7 @@ func (l *Loop) goAway() {
 		case c.has(flagTLSHS):
 			l.finish(c, session.ErrClosed)
 		case !c.has(flagStarted) || c.has(flagCloseReq):
-		case c.m.State() == session.StateOpen:
+		case c.m.State() == session.StateOpen, c.m.State() == session.StateStream:
 			l.run(c, bye)
 		case c.m.State() == session.StateHandshake:
 			l.finish(c, session.ErrClosed)
