@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/netip"
@@ -408,5 +409,30 @@ func TestFarDeadlinesAreSweptNotInTheWheel(t *testing.T) {
 	l.finish(c, nil)
 	if l.swept != 0 {
 		t.Fatalf("swept %d after the connection went", l.swept)
+	}
+}
+
+// A peer that sends its close frame and then half-closes (FIN) still reads:
+// a close reply that had to wait in the queue is written before the socket
+// is closed, not dropped at the FIN.
+func TestHalfCloseBehindCloseFrameGetsTheReply(t *testing.T) {
+	l, d := testLoop(t, &session.Config{}, session.HandlerFuncs{})
+	c := open(t, l, d, 1)
+	d.take = 0 // the socket is full
+	l.Input(c, clientFrame(8, []byte{0x03, 0xe8}))
+	if !c.has(flagOut) || !c.has(flagCloseReq) {
+		t.Fatalf("the close reply is not queued (out %v, closing %v)", c.has(flagOut), c.has(flagCloseReq))
+	}
+	l.Hangup(c, io.EOF)
+	if !c.live() || d.closed[1] {
+		t.Fatal("the FIN closed the connection with its close reply still queued")
+	}
+	d.take = -1
+	l.Writable(c)
+	if got := d.out[1]; !bytes.Equal(got, []byte{0x88, 0x02, 0x03, 0xe8}) {
+		t.Fatalf("wrote %x, want the close reply", got)
+	}
+	if !d.closed[1] || c.live() {
+		t.Fatal("not closed once the reply was written")
 	}
 }
