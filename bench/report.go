@@ -200,6 +200,11 @@ func (p *page) render(charts map[string]string) {
 	mt.Add("load average (1, 5, 15 min)", fmt.Sprintf("%s at the start, %s at the end", res.LoadBefore, res.LoadAfter))
 	mt.Add("command", "`"+cfg.Command+"`")
 	mt.Add("repetitions", fmt.Sprintf("%d, interleaved", cfg.Reps))
+	if cfg.GOGC != "" {
+		mt.Add("garbage collector", fmt.Sprintf("GOGC=%s in every server process (wsloop's own default is 50, Go's 100)", cfg.GOGC))
+	} else {
+		mt.Add("garbage collector", "each server's own default: GOGC=50 for wsloop, Go's 100 for the others")
+	}
 	mt.Header = []string{"machine and run", ""}
 	p.table(&mt)
 

@@ -55,6 +55,9 @@ type Config struct {
 	BroadcastMessages int
 	EchoDuration      time.Duration
 	Quick             bool
+	// GOGC is given to every server process, so that all of them collect
+	// garbage alike; empty leaves each its own default.
+	GOGC string
 
 	Root      string // repository root
 	Out       string // the Markdown page
@@ -314,7 +317,7 @@ func primaryMetric(scenario string) string {
 
 // runOne starts a fresh server, drives it with wsload and reads its costs.
 func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir, logDir, tmpDir string, cert certFiles, log *slog.Logger) (map[string]float64, error) {
-	p, err := startServer(ctx, s, binDir, logDir, cert, log)
+	p, err := startServer(ctx, s, binDir, logDir, cert, cfg.GOGC, log)
 	if err != nil {
 		return nil, err
 	}

@@ -148,8 +148,9 @@ func freePort() (int, error) {
 }
 
 // startServer starts spec's binary on a fresh port and returns once the
-// port accepts connections. A TLS server is given cert's files.
-func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, cert certFiles, log *slog.Logger) (*serverProc, error) {
+// port accepts connections. A TLS server is given cert's files; gogc, when
+// set, is the server's GOGC.
+func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, cert certFiles, gogc string, log *slog.Logger) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("finding a free port: %w", err)
@@ -175,6 +176,9 @@ func startServer(ctx context.Context, spec ServerSpec, binDir, logDir string, ce
 	}
 	cmd := exec.Command(filepath.Join(binDir, spec.Binary), args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
+	if gogc != "" {
+		cmd.Env = append(os.Environ(), "GOGC="+gogc)
+	}
 	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		lf.Close()

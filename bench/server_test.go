@@ -74,7 +74,7 @@ func TestWsloopVarsOnAdmin(t *testing.T) {
 	if err := buildAll(ctx, root, bin, spec, log); err != nil {
 		t.Fatal(err)
 	}
-	p, err := startServer(ctx, spec[0], bin, t.TempDir(), certFiles{}, log)
+	p, err := startServer(ctx, spec[0], bin, t.TempDir(), certFiles{}, "", log)
 	if err != nil {
 		t.Fatal(err)
 	}

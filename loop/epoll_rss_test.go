@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -349,6 +350,9 @@ func rssServer(t *testing.T) {
 			fmt.Fprintf(os.Stderr, "server heap: HeapAlloc %d KiB -> %d KiB, next GC at %d KiB (was %d KiB); BuckHashSys %+d KiB; threads %d -> %d\n",
 				m0.HeapAlloc>>10, m1.HeapAlloc>>10, m1.NextGC>>10, m0.NextGC>>10,
 				(int64(m1.BuckHashSys)-int64(m0.BuckHashSys))>>10, threads0, procStatus("Threads:")>>10)
+			gcCPU := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/user:cpu-seconds"}}
+			metrics.Read(gcCPU)
+			fmt.Fprintf(os.Stderr, "server CPU: GC %.2f s, user code %.2f s (GOGC=%q)\n", gcCPU[0].Value.Float64(), gcCPU[1].Value.Float64(), os.Getenv("GOGC"))
 			if prof != "" {
 				if f, err := os.Create(prof); err == nil {
 					_ = pprof.Lookup("allocs").WriteTo(f, 0)

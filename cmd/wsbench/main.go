@@ -31,6 +31,7 @@ func main() {
 	scenarios := flag.String("scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run, comma-separated subset")
 	sizes := flag.String("sizes", "", "idle connection counts, ascending (default 5000,10000,19000; with -quick 250,500)")
 	charts := flag.String("charts", "", "directory for the SVG charts and results.json (default bench/charts beside the default page, else PAGE-charts beside -out)")
+	gogc := flag.String("gogc", "50", "GOGC of every server process, so that all collect garbage alike (wsloop's own default is 50, Go's 100); empty: each server's own default")
 	keep := flag.Bool("keep", false, "keep the built binaries and server logs (the directory is logged)")
 	verbose := flag.Bool("v", false, "debug logs: every server and wsload command line")
 	flag.Usage = func() {
@@ -85,6 +86,7 @@ func main() {
 		fail(err)
 	}
 	cfg.Keep = *keep
+	cfg.GOGC = *gogc
 	cfg.Logger = log
 	cfg.Command = commandLine()
 

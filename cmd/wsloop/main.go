@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		return fmt.Errorf("-log-level %q: use debug, info, warn or error", c.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	gcPercent := applyGCPercent()
 	if c.scale.supervising() {
 		return c.scale.supervise(ctx, c, args, log)
 	}
@@ -233,7 +234,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready func(addr s
 		page += "demo/"
 	}
 	log.Info("wsloop serving", "addr", srv.Addr().String(), "engine", srv.Engine(), "loops", srv.Loops(),
-		"capacity", srv.Capacity(), "demo", page, "static", c.static)
+		"capacity", srv.Capacity(), "gc_percent", gcPercent, "demo", page, "static", c.static)
 	c.scale.serving(c, srv, d, log)
 	if ready != nil {
 		ready(srv.Addr().String())
