@@ -19,6 +19,8 @@ const (
 	targetMemoryRatio = 1.0 / 80 // epoll RSS per idle connection, at most this times gorilla's
 	targetEchoCPU     = 1.2      // epoll echo messages per server CPU-second at C=100 x 64 B, at least this times gorilla's
 	targetTLSMemory   = 6000     // epoll RSS per idle wss connection, at most this many bytes (aim: 4000)
+	targetIdleMemory  = 180      // epoll RSS per idle connection at the largest size, at most this many bytes
+	targetDeflateCost = 16       // epoll+deflate RSS per idle connection minus epoll's, at most this many bytes
 )
 
 // page builds BENCHMARKS.md.
@@ -34,6 +36,33 @@ func (p *page) f(format string, a ...any) { fmt.Fprintf(&p.b, format, a...) }
 // sum summarizes a metric of a case and server over the repetitions.
 func (p *page) sum(caseID, server, key string) Summary {
 	return Summarize(values(p.res, caseID, server, key, p.cfg.Reps))
+}
+
+// ratioTo summarizes the per-repetition ratios of server's metric to
+// base's in the same repetition.
+func (p *page) ratioTo(caseID, server, base, key string) Summary {
+	return Summarize(Ratios(values(p.res, caseID, server, key, p.cfg.Reps), values(p.res, caseID, base, key, p.cfg.Reps)))
+}
+
+// diff summarizes the per-repetition differences of server's metric and
+// base's in the same repetition.
+func (p *page) diff(caseID, server, base, key string) Summary {
+	a, b := values(p.res, caseID, server, key, p.cfg.Reps), values(p.res, caseID, base, key, p.cfg.Reps)
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i] // NaN when either is missing
+	}
+	return Summarize(d)
+}
+
+// previous is the server measured at an earlier git revision, if any.
+func (p *page) previous() (ServerSpec, bool) {
+	for _, s := range p.cfg.Servers {
+		if s.Rev != "" {
+			return s, true
+		}
+	}
+	return ServerSpec{}, false
 }
 
 // ratio summarizes the per-repetition ratios of a metric to the reference
@@ -220,6 +249,7 @@ func (p *page) render(charts map[string]string) {
 	p.connect()
 	p.echo(charts)
 	p.broadcast(charts)
+	p.compression()
 	p.method()
 	p.failures()
 }
@@ -265,6 +295,34 @@ func (p *page) targets() {
 			FormatCount(float64(c.Load.Conns)), FormatSummary(s, FormatBytes), FormatBytes(p.sum(c.ID, TLSReference, mRSSPerConn).Median),
 			FormatSummary(p.ratio(c.ID, "epoll-tls", mRSSPerConn), FormatRatio), FormatBytes(targetTLSMemory),
 			verdict(s, func(v float64) bool { return v <= targetTLSMemory })))
+	}
+	if len(idle) > 0 && p.has("epoll") {
+		c := idle[len(idle)-1]
+		s := p.sum(c.ID, "epoll", mRSSPerConn)
+		lines = append(lines, fmt.Sprintf("- Memory per idle connection at %s connections, wsloop epoll: %s; target at most %s: **%s**.",
+			FormatCount(float64(c.Load.Conns)), FormatSummary(s, FormatBytes), FormatBytes(targetIdleMemory),
+			verdict(s, func(v float64) bool { return v <= targetIdleMemory })))
+	}
+	if prev, ok := p.previous(); ok && p.has("epoll") {
+		if len(idle) > 0 {
+			c := idle[len(idle)-1]
+			lines = append(lines, fmt.Sprintf("- Memory per idle connection at %s connections, wsloop epoll now vs at %s: %s vs %s, ratio %s (reported).",
+				FormatCount(float64(c.Load.Conns)), prev.Rev, FormatBytes(p.sum(c.ID, "epoll", mRSSPerConn).Median),
+				FormatBytes(p.sum(c.ID, prev.Name, mRSSPerConn).Median), FormatSummary(p.ratioTo(c.ID, "epoll", prev.Name, mRSSPerConn), FormatRatio)))
+		}
+		if echo != nil {
+			r := p.ratioTo(echo.ID, "epoll", prev.Name, mMsgsPerCPU)
+			lines = append(lines, fmt.Sprintf("- Echo messages per server CPU-second at C=100 x 64 B, wsloop epoll now vs at %s: %s vs %s, ratio %s; target not lower (at least 1x): **%s**.",
+				prev.Rev, FormatCount(p.sum(echo.ID, "epoll", mMsgsPerCPU).Median), FormatCount(p.sum(echo.ID, prev.Name, mMsgsPerCPU).Median),
+				FormatSummary(r, FormatRatio), verdict(r, func(v float64) bool { return v >= 1 })))
+		}
+	}
+	if len(idle) > 0 && p.has("epoll") && p.has("epoll-deflate") {
+		c := idle[len(idle)-1]
+		d := p.diff(c.ID, "epoll-deflate", "epoll", mRSSPerConn)
+		lines = append(lines, fmt.Sprintf("- Memory per idle connection with permessage-deflate negotiated at %s connections, wsloop epoll+deflate minus epoll: %s (Go heap: %s); target at most %s: **%s**.",
+			FormatCount(float64(c.Load.Conns)), FormatSummary(d, FormatBytes), FormatSummary(p.diff(c.ID, "epoll-deflate", "epoll", mHeapPerConn), FormatBytes),
+			FormatBytes(targetDeflateCost), verdict(d, func(v float64) bool { return v <= targetDeflateCost })))
 	}
 	if echo != nil && p.has("epoll-tls") && p.has(TLSReference) {
 		lines = append(lines, fmt.Sprintf("- Echo messages per server CPU-second over TLS at C=100 x 64 B, wsloop epoll vs gorilla over crypto/tls: %s vs %s, ratio %s (no target: reported).",
@@ -443,6 +501,50 @@ func (p *page) broadcast(charts map[string]string) {
 	}
 	p.table(&t)
 	p.chart(charts, "broadcast.svg", "broadcast delivery latency per server")
+}
+
+// compression puts what permessage-deflate costs and saves side by side:
+// idle memory, CPU per echoed message, and the push feed on the wire.
+func (p *page) compression() {
+	if !p.has("epoll") || !p.has("epoll-deflate") {
+		return
+	}
+	p.f("## Compression\n\n")
+	p.f("wsloop epoll with and without permessage-deflate (`wsloop -compress`: no context takeover, one compressor and one decompressor per loop, " +
+		"messages under 128 bytes sent as they are), from the runs above and in the same repetitions. Echo payloads are wsload's checked text " +
+		"(printable pseudo-random characters: they shrink little, so their CPU is the cost of compressing, not a saving). " +
+		"The push feed's bytes are read off the socket by a raw client that offers compression as Chromium does, " +
+		"frame headers included, every reading inflated and parsed.\n\n")
+	t := Table{Header: []string{"figure", "wsloop epoll", "wsloop epoll+deflate", "deflate vs plain"}}
+	for _, c := range p.casesOf(ScenarioIdle) {
+		t.Add(fmt.Sprintf("RSS per idle connection, %s connections", FormatCount(float64(c.Load.Conns))),
+			FormatSummary(p.sum(c.ID, "epoll", mRSSPerConn), FormatBytes), FormatSummary(p.sum(c.ID, "epoll-deflate", mRSSPerConn), FormatBytes),
+			FormatSummary(p.diff(c.ID, "epoll-deflate", "epoll", mRSSPerConn), FormatBytes)+" more")
+	}
+	for _, c := range p.casesOf(ScenarioEcho) {
+		t.Add(fmt.Sprintf("server CPU-s per million echoed messages, %s", c.Echo),
+			FormatSummary(p.sum(c.ID, "epoll", mCPUPerMillion), func(v float64) string { return trimFloat(v, 3) }),
+			FormatSummary(p.sum(c.ID, "epoll-deflate", mCPUPerMillion), func(v float64) string { return trimFloat(v, 3) }),
+			FormatSummary(p.ratioTo(c.ID, "epoll-deflate", "epoll", mCPUPerMillion), FormatRatio))
+	}
+	for _, c := range p.casesOf(ScenarioPushWire) {
+		t.Add(fmt.Sprintf("push feed: bytes per reading on the wire (%d readings)", pushWireReadings),
+			FormatSummary(p.sum(c.ID, "epoll", mWirePerMsg), FormatBytes), FormatSummary(p.sum(c.ID, "epoll-deflate", mWirePerMsg), FormatBytes),
+			FormatSummary(p.ratioTo(c.ID, "epoll-deflate", "epoll", mWirePerMsg), FormatRatio))
+		t.Add("push feed: payload bytes per reading",
+			FormatSummary(p.sum(c.ID, "epoll", mPayloadPerMsg), FormatBytes), FormatSummary(p.sum(c.ID, "epoll-deflate", mPayloadPerMsg), FormatBytes), "")
+		pct := func(v float64) string { return trimFloat(100*v, 3) + " %" }
+		t.Add("push feed: readings sent compressed",
+			FormatSummary(p.sum(c.ID, "epoll", mCompressedShare), pct), FormatSummary(p.sum(c.ID, "epoll-deflate", mCompressedShare), pct), "")
+	}
+	p.table(&t)
+	for _, c := range p.casesOf(ScenarioPushWire) {
+		if share := p.sum(c.ID, "epoll-deflate", mCompressedShare); share.Valid() && share.Max == 0 {
+			p.f("A push reading is %s of JSON: under the threshold, and too short to shrink without a compression context kept "+
+				"between messages (which would cost a compressor window per connection), so compression leaves the push feed as it is.\n\n",
+				FormatBytes(p.sum(c.ID, "epoll-deflate", mPayloadPerMsg).Median))
+		}
+	}
 }
 
 func (p *page) method() {

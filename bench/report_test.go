@@ -38,6 +38,8 @@ func fakeResults(cfg *Config) *Results {
 						m[mMsgsPerCPU] = 150000
 					}
 					m[mLatencyP99] = 0.002
+				case ScenarioPushWire:
+					m[mWirePerMsg], m[mPayloadPerMsg], m[mCompressedShare] = 54, 52, 0
 				default:
 					m[mConnectRate] = 5000
 					m[mMsgsPerSec] = 190000
@@ -53,7 +55,7 @@ func TestWriteReport(t *testing.T) {
 	dir := t.TempDir()
 	cfg := QuickConfig()
 	cfg.Reps = 2
-	cfg.Servers, _ = LookupServers("epoll,gorilla")
+	cfg.Servers, _ = LookupServers("epoll,epoll-deflate,gorilla")
 	cfg.Scenarios = AllScenarios
 	cfg.Out = filepath.Join(dir, "BENCHMARKS.md")
 	cfg.ChartsDir = filepath.Join(dir, "bench", "charts")
@@ -79,6 +81,10 @@ func TestWriteReport(t *testing.T) {
 		"target at most 1/80 (0.0125x): **MET**",
 		"| wsloop epoll | 500 | 365 B (364 B–367 B) | 183 B (182 B–184 B) | 2x |", // the SSE row beside the WebSocket figure
 		"ratio 1.5x; target at least 1.2x: **MET**",
+		"wsloop epoll: 183 B (182 B–184 B); target at most 180 B: **MISSED**",
+		"wsloop epoll+deflate minus epoll: 0 B (Go heap: n/a); target at most 16 B: **MET**",
+		"| push feed: bytes per reading on the wire (5 readings) | 54 B | 54 B | 1x |",
+		"A push reading is 52 B of JSON",
 		"![memory per connection versus connections, per server](bench/charts/memory.svg)",
 		"(bench/charts/echo.svg)",
 		"[results.json](bench/charts/results.json)",

@@ -19,10 +19,11 @@ const (
 	ScenarioConnect   = "connect"
 	ScenarioEcho      = "echo"
 	ScenarioBroadcast = "broadcast"
+	ScenarioPushWire  = "push-wire" // the push feed's bytes on the wire; servers with Push only
 )
 
 // AllScenarios is every scenario in the order they run.
-var AllScenarios = []string{ScenarioIdle, ScenarioIdleSSE, ScenarioConnect, ScenarioEcho, ScenarioBroadcast}
+var AllScenarios = []string{ScenarioIdle, ScenarioIdleSSE, ScenarioConnect, ScenarioEcho, ScenarioBroadcast, ScenarioPushWire}
 
 // idleSSEHold is how long the idle-sse scenario holds its subscribers
 // before the server's RSS is read.
@@ -138,6 +139,8 @@ func (c *Config) cases() []benchCase {
 					// wsload stops publishing at Duration: leave room for every message.
 					Duration: time.Duration(float64(c.BroadcastMessages)/c.BroadcastRate*float64(time.Second)) + 5*time.Second,
 					Drain:    5 * time.Second}})
+		case ScenarioPushWire:
+			out = append(out, benchCase{ID: "push-wire", Scenario: sc, Path: "/ws/push"})
 		}
 	}
 	return out
@@ -179,6 +182,10 @@ const (
 	mCPUSeconds    = "cpu_seconds"     // server utime+stime over the wsload run
 	mCPUPerMillion = "cpu_per_million" // server CPU seconds per million messages
 	mMsgsPerCPU    = "msgs_per_cpu_s"  // messages per server CPU second
+
+	mWirePerMsg      = "wire_per_msg"     // push-wire: bytes per reading on the wire, frame headers included
+	mPayloadPerMsg   = "payload_per_msg"  // push-wire: bytes per reading, inflated
+	mCompressedShare = "compressed_share" // push-wire: the share of readings sent compressed
 )
 
 // Run builds the binaries, runs the matrix and writes the page and charts.
@@ -297,7 +304,15 @@ func emptyRows(cfg *Config, cases []benchCase, res *Results) []string {
 
 // servedBy reports whether server s takes part in case c: event streams
 // only where the server has them.
-func (c benchCase) servedBy(s ServerSpec) bool { return c.Scenario != ScenarioIdleSSE || s.SSE }
+func (c benchCase) servedBy(s ServerSpec) bool {
+	switch c.Scenario {
+	case ScenarioIdleSSE:
+		return s.SSE
+	case ScenarioPushWire:
+		return s.Push
+	}
+	return true
+}
 
 // idleScenario reports whether the scenario holds idle connections and
 // measures their memory.
@@ -311,6 +326,8 @@ func primaryMetric(scenario string) string {
 		return mRSSPerConn
 	case ScenarioConnect:
 		return mConnectRate
+	case ScenarioPushWire:
+		return mWirePerMsg
 	}
 	return mMsgsPerSec
 }
@@ -324,6 +341,15 @@ func runOne(ctx context.Context, cfg *Config, c benchCase, s ServerSpec, binDir,
 	defer p.stop()
 	pid := p.pid()
 	metrics := map[string]float64{}
+	if c.Scenario == ScenarioPushWire {
+		wire, payload, compressed, err := pushWire(ctx, p.addr, pushWireReadings)
+		if err != nil {
+			return nil, err
+		}
+		metrics[mWirePerMsg], metrics[mPayloadPerMsg] = wire, payload
+		metrics[mCompressedShare] = float64(compressed) / pushWireReadings
+		return metrics, p.alive()
+	}
 
 	// Let the runtime finish starting (GC of init garbage, thread spawns)
 	// before the baseline is read.
@@ -538,7 +564,7 @@ func firstLine(s string) string {
 // brief renders metrics for a progress line.
 func brief(m map[string]float64) string {
 	var b strings.Builder
-	for _, k := range []string{mRSSPerConn, mHeapPerConn, mThreads, mGoroutines, mConnectRate, mMsgsPerSec, mLatencyP99, mMsgsPerCPU} {
+	for _, k := range []string{mRSSPerConn, mHeapPerConn, mThreads, mGoroutines, mConnectRate, mMsgsPerSec, mLatencyP99, mMsgsPerCPU, mWirePerMsg, mCompressedShare} {
 		if v, ok := m[k]; ok {
 			fmt.Fprintf(&b, "%s=%.4g ", k, v)
 		}

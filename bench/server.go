@@ -38,6 +38,9 @@ type ServerSpec struct {
 	// LoadArgs are extra wsload flags for runs against this server (the
 	// compression row's -compress).
 	LoadArgs []string
+	// Push: the push-wire scenario reads the demo's push feed (/ws/push)
+	// off the wire.
+	Push bool
 	// TLS servers serve wss (and are given -tls-cert and -tls-key): wsload
 	// dials them with TLS, and their ratios are to TLSReference.
 	TLS bool
@@ -57,14 +60,14 @@ func PreviousEpoll(rev string) ServerSpec {
 // Servers are every server the benchmark knows, in the order of its tables.
 // Each serves echo at /ws/echo and chat rooms at /ws/chat?room=NAME.
 var Servers = []ServerSpec{
-	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, SSE: true},
+	{Name: "epoll", Label: "wsloop epoll", Binary: "wsloop", Args: []string{"-engine", "epoll"}, Admin: true, SSE: true, Push: true},
 	{Name: "gnet", Label: "wsloop gnet", Binary: "wsloop", Args: []string{"-engine", "gnet"}, Admin: true, SSE: true},
 	{Name: "goroutine", Label: "wsloop goroutine", Binary: "wsloop", Args: []string{"-engine", "goroutine"}, Admin: true, SSE: true},
 	// The epoll engine with permessage-deflate negotiated on every
 	// connection (wsload offers it; idle: what compression costs an idle
 	// connection; echo: the CPU of compressing and inflating each message).
 	{Name: "epoll-deflate", Label: "wsloop epoll+deflate", Binary: "wsloop",
-		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}},
+		Args: []string{"-engine", "epoll", "-compress"}, Admin: true, LoadArgs: []string{"-compress"}, Push: true},
 	{Name: "gorilla", Label: "gorilla/websocket", Binary: "gorilla", Baseline: true},
 	{Name: "gobwas", Label: "gobwas/ws blocking", Binary: "gobwas", Baseline: true},
 	// wss: the same servers with TLS (wsloop's core layer on crypto/tls;

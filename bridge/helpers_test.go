@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/internal/logbuf"
+	"github.com/wsloop/wsloop/internal/servetest"
 	"github.com/wsloop/wsloop/loop"
 	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
 	"github.com/wsloop/wsloop/session"
@@ -52,25 +52,11 @@ func serve(t *testing.T, engine string, rs routes, h http.Handler, tweak func(*l
 		Loops:   2,
 		Session: session.Config{Upgrade: rs.upgrade, HighWater: 64 << 10},
 		HTTP:    h,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if tweak != nil {
 		tweak(&opts)
 	}
-	srv, err := loop.NewServer(nil, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	srv := servetest.Start(t, nil, opts)
 	return &testServer{srv: srv, addr: srv.Addr().String()}
 }
 

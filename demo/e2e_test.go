@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/servetest"
 	"github.com/wsloop/wsloop/internal/testcert"
 	"github.com/wsloop/wsloop/loop"
 	_ "github.com/wsloop/wsloop/loop/gnet" // the gnet engine, opt-in
@@ -48,6 +48,7 @@ func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, cf
 		tlsConfig = tlsCert(t).ServerConfig()
 	}
 	d := New(opts)
+	t.Cleanup(d.Close) // after the server's shutdown
 	cfg.Upgrade = d.Upgrade
 	var h http.Handler = d.Page()
 	if extra != nil {
@@ -63,26 +64,11 @@ func serveWith(t *testing.T, engine string, opts Options, extra http.Handler, cf
 		HTTP:      h,
 		LoopHTTP:  d.LoopHTTP,
 		TLSConfig: tlsConfig,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if edit != nil {
 		edit(&lo)
 	}
-	srv, err := loop.NewServer(Echo, lo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		d.Close()
-	})
+	srv := servetest.Start(t, Echo, lo)
 	return srv, d, srv.Addr().String()
 }
 
@@ -350,18 +336,7 @@ func TestRouterHandleFunc(t *testing.T) {
 			Open: func(c *session.Conn) { _ = c.Send(session.Text, []byte("hello "+c.Value().(string))) },
 		}}, nil
 	})
-	srv, err := loop.NewServer(Echo, loop.Options{
-		Loops:   1,
-		Session: session.Config{Upgrade: rt.Upgrade},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	srv := servetest.Start(t, Echo, loop.Options{Loops: 1, Session: session.Config{Upgrade: rt.Upgrade}})
 	addr := srv.Addr().String()
 	_, resp, err := websocket.Dial(ctx(t), "ws://"+addr+"/ws/private?token=wrong", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {

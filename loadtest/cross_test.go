@@ -1,9 +1,6 @@
 package loadtest
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -15,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/wsloop/wsloop/bus"
 	"github.com/wsloop/wsloop/demo"
+	"github.com/wsloop/wsloop/internal/servetest"
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
@@ -29,20 +27,8 @@ func demoOn(t *testing.T, b bus.Bus) string {
 // serveDemo serves d with upgrade on 127.0.0.1.
 func serveDemo(t *testing.T, d *demo.Demo, upgrade session.UpgradeFunc) string {
 	t.Helper()
-	srv, err := loop.NewServer(demo.Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: upgrade},
-		HTTP: d.Page(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		d.Close()
-	})
+	t.Cleanup(d.Close) // after the server's shutdown
+	srv := servetest.Start(t, demo.Echo, loop.Options{Loops: 2, Session: session.Config{Upgrade: upgrade}, HTTP: d.Page()})
 	return srv.Addr().String()
 }
 
@@ -64,11 +50,16 @@ func TestBroadcastAcrossServers(t *testing.T) {
 
 // twinChat is two chat servers that share their members, as two processes
 // on a bus do, with a fault on delivery number faultAt (counted over
-// deliveries of real messages, probes aside): drop it, send it twice, or
-// hold it back until after the next message to the same member.
+// deliveries of real messages to subscribers, probes aside): drop it, send
+// it twice, or hold it back until after the next message to the same
+// member. Publishers hear the room too, but the generator does not verify
+// what they hear, so a fault on a delivery to a publisher would go unseen:
+// a member that has sent anything (every publisher sends probes before the
+// traffic starts) is a publisher and never gets the fault.
 type twinChat struct {
 	mu      sync.Mutex
 	members map[*websocket.Conn]*sync.Mutex // write lock per member
+	senders map[*websocket.Conn]bool
 	n       atomic.Int64
 	faultAt int64
 	fault   string // "drop", "dup", "swap"
@@ -88,27 +79,29 @@ func (tc *twinChat) serve(t *testing.T) string {
 		tc.mu.Lock()
 		tc.members[c] = new(sync.Mutex)
 		tc.mu.Unlock()
-		defer func() { tc.mu.Lock(); delete(tc.members, c); tc.mu.Unlock() }()
+		defer func() { tc.mu.Lock(); delete(tc.members, c); delete(tc.senders, c); tc.mu.Unlock() }()
 		for {
 			typ, msg, err := c.Read(ctx)
 			if err != nil {
 				return
 			}
 			tc.mu.Lock()
+			tc.senders[c] = true
 			type to struct {
-				c  *websocket.Conn
-				mu *sync.Mutex
+				c      *websocket.Conn
+				mu     *sync.Mutex
+				sender bool
 			}
 			var tos []to
 			for m, mu := range tc.members {
 				if m != c {
-					tos = append(tos, to{m, mu})
+					tos = append(tos, to{m, mu, tc.senders[m]})
 				}
 			}
 			tc.mu.Unlock()
 			for _, d := range tos {
 				out := [][]byte{msg}
-				if !probeRE.Match(msg) && tc.n.Add(1) == tc.faultAt {
+				if !probeRE.Match(msg) && !d.sender && tc.n.Add(1) == tc.faultAt {
 					switch tc.fault {
 					case "drop":
 						out = nil
@@ -141,7 +134,7 @@ func (tc *twinChat) serve(t *testing.T) string {
 }
 
 func twins(t *testing.T, fault string, at int64) string {
-	tc := &twinChat{members: map[*websocket.Conn]*sync.Mutex{}, faultAt: at, fault: fault, held: map[*websocket.Conn][]byte{}}
+	tc := &twinChat{members: map[*websocket.Conn]*sync.Mutex{}, senders: map[*websocket.Conn]bool{}, faultAt: at, fault: fault, held: map[*websocket.Conn][]byte{}}
 	return tc.serve(t) + "," + tc.serve(t)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/servetest"
 	"github.com/wsloop/wsloop/loop"
 	"github.com/wsloop/wsloop/session"
 )
@@ -151,19 +152,7 @@ func goroutineServer(t *testing.T, h session.Handler, opts ...loop.Options) stri
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	s, err := loop.NewServer(h, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
-	})
-	return "ws://" + s.Addr().String() + "/ws"
+	return "ws://" + servetest.Start(t, h, o).Addr().String() + "/ws"
 }
 
 // wsloopEcho echoes on the goroutine engine.

@@ -281,8 +281,18 @@ func TestAttackConnectStorm(t *testing.T) {
 			var peak atomic.Int32
 			conns := make(chan *websocket.Conn, storm)
 			var wg sync.WaitGroup
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			// The dials past capacity wait until ctx ends: it ends half a
+			// second after the capacity is filled (so that refusals are
+			// counted), or after 30 s on a machine too loaded to fill it.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
+			go func() {
+				for ctx.Err() == nil && open.Load() < capacity {
+					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(500 * time.Millisecond)
+				cancel()
+			}()
 			for i := 0; i < storm; i++ {
 				wg.Add(1)
 				go func() {
