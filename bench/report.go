@@ -511,8 +511,9 @@ func (p *page) compression() {
 	}
 	p.f("## Compression\n\n")
 	p.f("wsloop epoll with and without permessage-deflate (`wsloop -compress`: no context takeover, one compressor and one decompressor per loop, " +
-		"messages under 128 bytes sent as they are), from the runs above and in the same repetitions. Echo payloads are wsload's checked text " +
-		"(printable pseudo-random characters: they shrink little, so their CPU is the cost of compressing, not a saving). " +
+		"messages under 128 bytes sent as they are), from the runs above and in the same repetitions. wsload compresses every message it sends, " +
+		"so the server inflates every echo request and compresses the replies of 128 bytes or more. Echo payloads are wsload's checked text " +
+		"(printable pseudo-random characters: they shrink little, so their CPU is the cost of compression, not a saving). " +
 		"The push feed's bytes are read off the socket by a raw client that offers compression as Chromium does, " +
 		"frame headers included, every reading inflated and parsed.\n\n")
 	t := Table{Header: []string{"figure", "wsloop epoll", "wsloop epoll+deflate", "deflate vs plain"}}

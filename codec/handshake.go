@@ -92,6 +92,9 @@ type Request struct {
 // white space before a header's colon and control characters in values are
 // refused with 400, as is a second Host header.
 func ParseRequest(p []byte, limit int, req *Request) (n int, err error) {
+	if err := checkRequestLineStart(p, limit); err != nil {
+		return 0, err
+	}
 	n, err = findHead(p, limit, errHeadTooLarge)
 	if n == 0 || err != nil {
 		return 0, err
@@ -172,6 +175,44 @@ func parseLength(v []byte) (int64, bool) {
 		n = n*10 + int64(b-'0')
 	}
 	return n, true
+}
+
+// checkRequestLineStart refuses, as soon as the bytes show it, a head whose
+// request line cannot be valid: a method that is not a token, or a target
+// with a control character, cut short or missing. A peer that sends garbage
+// then gets its 400 at once instead of waiting, unanswered, for a blank
+// line that random bytes almost never contain. It refuses exactly what
+// parseRequestLine would refuse of the complete line, with the same error,
+// so the answer never depends on how the bytes were split.
+func checkRequestLineStart(p []byte, limit int) error {
+	if limit <= 0 {
+		limit = DefaultMaxRequestHeader
+	}
+	if len(p) > limit {
+		p = p[:limit]
+	}
+	i := 0
+	for ; i < len(p) && p[i] != ' '; i++ {
+		if !tchar[p[i]] {
+			return errRequestLine
+		}
+	}
+	if i == len(p) {
+		return nil // the method so far is a token
+	}
+	if i == 0 {
+		return errRequestLine // no method
+	}
+	start := i + 1
+	for i = start; i < len(p) && p[i] != ' '; i++ {
+		if p[i] < ' ' || p[i] == 0x7f {
+			return errRequestLine // includes the line's end: no version
+		}
+	}
+	if i < len(p) && i == start {
+		return errRequestLine // no target
+	}
+	return nil
 }
 
 // parseRequestLine splits "METHOD SP target SP HTTP/1.x".

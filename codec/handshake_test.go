@@ -622,3 +622,43 @@ func TestParseRequestBodyFraming(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRequestRefusesGarbageAtOnce: a request line that cannot become
+// valid is refused with 400 as soon as its bytes show it, not after a blank
+// line that garbage seldom contains; a valid start waits for more.
+func TestParseRequestRefusesGarbageAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int // 0: incomplete
+	}{
+		{"\x16\x03\x01\x02\x00\x01", 400}, // a TLS ClientHello on a plain port
+		{"\x00", 400},
+		{"GE", 0},
+		{"GET", 0},
+		{"GET ", 0},
+		{"GET /ch", 0},
+		{"GET /chat HTTP/1", 0},
+		{"G(T / HTTP/1.1", 400},
+		{" GET / HTTP/1.1", 400},
+		{"GET  / HTTP/1.1", 400},
+		{"GET /a\x01b", 400},
+		{"GET /a\r\n", 400},
+		{"GET /a\x7f", 400},
+		{"\r\nGET / HTTP/1.1\r\n", 400}, // as a complete head with a leading empty line is
+	} {
+		var req Request
+		n, err := ParseRequest([]byte(tc.in), 0, &req)
+		var he *HTTPError
+		switch {
+		case tc.want == 0 && (n != 0 || err != nil):
+			t.Errorf("%q: n=%d err=%v, want incomplete", tc.in, n, err)
+		case tc.want != 0 && (!errors.As(err, &he) || he.Status != tc.want):
+			t.Errorf("%q: n=%d err=%v, want %d", tc.in, n, err, tc.want)
+		}
+	}
+	// A complete head with the same fault gets the same answer.
+	var req Request
+	if _, err := ParseRequest([]byte("GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n"), 0, &req); err != errRequestLine {
+		t.Errorf("complete head: %v, want %v", err, errRequestLine)
+	}
+}

@@ -189,6 +189,11 @@ func TestAttackGarbage(t *testing.T) {
 			t.Errorf("garbage frames answered %q", a)
 		}
 	}
+	// Random bytes cannot start a request line (the method must be a
+	// token): all but the rare lucky start get their 400 at once.
+	if pre["400"] < 900 {
+		t.Errorf("only %d of 1,000 garbage requests were answered 400", pre["400"])
+	}
 	if post["close 1002"] < 900 {
 		t.Errorf("only %d of 1,000 garbage frame streams were failed with 1002", post["close 1002"])
 	}

@@ -1,7 +1,12 @@
 // wsloop demo page: plain browser JavaScript, no libraries.
 // With ?selftest=1 the page exercises echo, chat and push by itself and shows
 // the outcome in #selftest (and the title); with &report=PATH it also GETs
-// PATH?result=OUTCOME (the end-to-end test reads it).
+// PATH?result=OUTCOME (the end-to-end test reads it); &bridged=P1,P2 adds a
+// test that each of those bridged program paths echoes a line.
+//
+// When wsloop bridges programs and serves its console (-exec or -backend
+// with -console), the page lists those paths (console/endpoints.json) in a
+// Programs panel to talk to them.
 //
 // Chat and push speak WebSocket, or, when the upgrade fails (a proxy or a
 // network that blocks it), fall back to Server-Sent Events down and POST up
@@ -173,6 +178,49 @@ function startPush() {
   });
 }
 
+// ---- Programs (bridged paths) ----
+function startBridged() {
+  fetch("console/endpoints.json").then(function (r) {
+    return r.ok ? r.json() : [];
+  }).then(function (list) {
+    if (!Array.isArray(list) || list.length === 0) return;
+    var sel = $("bridged-path");
+    list.forEach(function (e) {
+      var o = document.createElement("option");
+      o.value = e.path;
+      o.textContent = e.path + " (" + (e.kind === "backend" ? "shared backend" : "a program per connection") + ": " + e.program + ")";
+      sel.appendChild(o);
+    });
+    $("bridged").hidden = false;
+    var ws = null;
+    function enable(on) { $("bridged-input").disabled = !on; $("bridged-send").disabled = !on; }
+    $("bridged-open").onsubmit = function (ev) {
+      ev.preventDefault();
+      if (ws) ws.close(1000);
+      enable(false);
+      var path = sel.value;
+      var sock = new WebSocket(wsURL(path));
+      ws = sock;
+      $("bridged-state").textContent = "connecting to " + path;
+      sock.onopen = function () { $("bridged-state").textContent = "open: " + path; enable(true); };
+      sock.onmessage = function (e) { log($("bridged-log"), "< " + (typeof e.data === "string" ? e.data : "(binary)")); };
+      sock.onclose = function (e) {
+        if (ws !== sock) return;
+        $("bridged-state").textContent = "closed (" + e.code + (e.reason ? ": " + e.reason : "") + ")";
+        enable(false);
+      };
+    };
+    $("bridged-form").onsubmit = function (ev) {
+      ev.preventDefault();
+      var v = $("bridged-input").value;
+      if (!ws || ws.readyState !== WebSocket.OPEN || v === "") return;
+      ws.send(v);
+      log($("bridged-log"), "> " + v, "out");
+      $("bridged-input").value = "";
+    };
+  }).catch(function () {});
+}
+
 // ---- Self-test ----
 
 // open resolves with an echo WebSocket once it is open; it rejects on error or close.
@@ -336,6 +384,41 @@ function testPush() {
   });
 }
 
+// testBridged checks that each path of ?bridged= is listed in the Programs
+// panel and echoes a line sent from the panel's own form.
+function testBridged(paths) {
+  return paths.reduce(function (prev, path) {
+    return prev.then(function () {
+      return waitFor(function () {
+        return Array.prototype.some.call($("bridged-path").options, function (o) { return o.value === path; });
+      }, path + " not listed").then(function () {
+        $("bridged-path").value = path;
+        $("bridged-open").requestSubmit();
+        return waitFor(function () { return !$("bridged-input").disabled; }, path + ": not open");
+      }).then(function () {
+        var line = "line for " + path + " " + Math.random();
+        $("bridged-input").value = line;
+        $("bridged-form").requestSubmit();
+        return waitFor(function () {
+          return Array.prototype.some.call($("bridged-log").children, function (li) { return li.textContent === "< " + line; });
+        }, path + ": no echo");
+      });
+    });
+  }, Promise.resolve()).then(function () { return "ok"; });
+}
+
+// waitFor resolves once cond() holds, polling; it rejects after 10 s.
+function waitFor(cond, what) {
+  return new Promise(function (resolve, reject) {
+    var start = Date.now();
+    (function poll() {
+      if (cond()) return resolve();
+      if (Date.now() - start > 10000) return reject(new Error(what));
+      setTimeout(poll, 50);
+    })();
+  });
+}
+
 // detect decides the transport before the tests run: WebSocket unless it
 // is forbidden here (or ?transport says).
 function detect() {
@@ -352,8 +435,14 @@ function selftest() {
   box.dataset.status = "running";
   box.textContent = "SELFTEST running";
   var names = ["echo", "chat", "push"];
+  var tests = [testEcho, testChat, testPush];
+  var bridged = (params.get("bridged") || "").split(",").filter(function (p) { return p.charAt(0) === "/"; });
+  if (bridged.length > 0) {
+    names.push("bridged");
+    tests.push(function () { return testBridged(bridged); });
+  }
   detect().then(function () {
-    var runs = [testEcho, testChat, testPush].map(function (fn, i) {
+    var runs = tests.map(function (fn, i) {
       return withTimeout(fn(), 15000, names[i]).then(
         function (v) { return names[i] + "=" + v; },
         function (err) { return names[i] + "=FAIL(" + (err && err.message || err) + ")"; });
@@ -377,4 +466,5 @@ showTransport();
 startEcho();
 startChat();
 startPush();
+startBridged();
 if (params.get("selftest") === "1") selftest();
