@@ -168,13 +168,27 @@ func (p *part) publish(ctx context.Context, h session.Handle, k, n int, rate flo
 	}
 }
 
-// probe sends every publisher's warm-up probe every 100 ms until the
-// traffic starts: subscribers in other processes count the first they
+// probeBudget bounds the deliveries per second that warm-up probes ask of
+// the servers: every probe goes to every member of the room, and probes
+// faster than the servers deliver them only build a backlog in front of
+// the probes that matter.
+const probeBudget = 50_000
+
+// probeInterval is the time between a publisher's warm-up probes: 100 ms,
+// longer once a round of probes (every publisher's, to every subscriber)
+// would take more than the probe budget.
+func (c *Config) probeInterval() time.Duration {
+	round := float64(c.Conns) * float64(max(1, c.Publishers)) / probeBudget
+	return max(100*time.Millisecond, time.Duration(round*float64(time.Second)))
+}
+
+// probe sends every publisher's warm-up probe every probeInterval until
+// the traffic starts: subscribers in other processes count the first they
 // hear from each publisher, and the parent starts the traffic when all
 // have heard all.
 func (p *part) probe(ctx context.Context) {
 	before, after, _ := strings.Cut(p.cfg.PublishTemplate, "%s")
-	t := time.NewTicker(100 * time.Millisecond)
+	t := time.NewTicker(p.cfg.probeInterval())
 	defer t.Stop()
 	for p.phase.Load() == phaseSetup && ctx.Err() == nil {
 		p.pubMu.Lock()

@@ -250,3 +250,24 @@ func TestEchoOverTLS(t *testing.T) {
 		t.Errorf("without a CA: failed %v, opened %d; want tls 3 (the certificate is not trusted)", rep.Failed, rep.Opened)
 	}
 }
+
+// TestProbeIntervalFollowsTheRoom: warm-up probes come every 100 ms in a
+// small room and are paced to the probe budget in a large one, and the
+// default warm-up leaves room for five rounds.
+func TestProbeIntervalFollowsTheRoom(t *testing.T) {
+	small := Config{Conns: 1000, Publishers: 3}
+	if got := small.probeInterval(); got != 100*time.Millisecond {
+		t.Errorf("1,000 x 3: %v, want 100ms", got)
+	}
+	big := Config{Conns: 100_000, Publishers: 3}
+	if got := big.probeInterval(); got != 6*time.Second {
+		t.Errorf("100,000 x 3: %v, want 6s (300,000 deliveries at 50,000 a second)", got)
+	}
+	cfg := Config{Scenario: Broadcast, URL: "ws://127.0.0.1:1/ws/chat?room=r", Conns: 200_000, Publishers: 3}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.WarmUp != time.Minute {
+		t.Errorf("default warm-up %v, want 1m (five rounds of 12s)", cfg.WarmUp)
+	}
+}

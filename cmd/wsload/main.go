@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Publish, "publish", "", "broadcast source: self (one extra connection publishes) or server (server messages carry a time field)")
 	fs.StringVar(&cfg.PublishURL, "publish-url", "", "broadcast, sse: where the publishers connect, ws:// (comma-separated: publisher k uses URL k mod n; default -url)")
 	fs.IntVar(&cfg.Publishers, "publishers", 0, "broadcast, sse with -publish self: publishing connections, each sending -messages (default one per -publish-url); with several, or several URLs, every subscriber must get every publisher's messages exactly once, in order")
-	fs.DurationVar(&cfg.WarmUp, "warm-up", 0, "with several publishers or URLs: how long the publishers' probes may take to reach every subscriber before the traffic (default 30s)")
+	fs.DurationVar(&cfg.WarmUp, "warm-up", 0, "with several publishers or URLs: how long the publishers' probes may take to reach every subscriber before the traffic (default 30s, or five rounds of probes when the room is large)")
 	fs.StringVar(&cfg.PublishTemplate, "publish-template", "", `broadcast: published text, %s is the token (default "%s"; e.g. {"text":"%s"})`)
 	fs.StringVar(&cfg.StampField, "stamp-field", "", `-publish server: JSON field with the send time: a number since the Unix epoch or an RFC 3339 string (default "t")`)
 	fs.StringVar(&cfg.SeqField, "seq-field", "", `-publish server: optional JSON sequence field, +1 per message (default "seq")`)
