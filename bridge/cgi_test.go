@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/servetest"
 	"github.com/wsloop/wsloop/web"
 )
 
@@ -44,34 +44,6 @@ func cgiServer(t *testing.T, dir string, opts CGIOptions) (*testServer, *CGI, *l
 	})
 	e := newExec(t, program(t, "../examples/exec/echo.sh"), ExecOptions{})
 	return serve(t, "epoll", routes{"/echo": e.Upgrade}, mux, nil), h, logs
-}
-
-// rawRequest sends req (with Connection: close unless it says otherwise:
-// the server keeps HTTP/1.1 connections alive) and returns the status code,
-// head and body.
-func rawRequest(t *testing.T, addr, req string) (int, string, string) {
-	t.Helper()
-	if !strings.Contains(req, "\r\nConnection:") {
-		line, rest, _ := strings.Cut(req, "\r\n")
-		req = line + "\r\nConnection: close\r\n" + rest
-	}
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
-	head, body, _ := strings.Cut(string(b), "\r\n\r\n")
-	f := strings.Fields(head)
-	if len(f) < 2 {
-		t.Fatalf("response %q", b)
-	}
-	code, _ := strconv.Atoi(f[1])
-	return code, head, body
 }
 
 // TestCGIEnv: every CGI variable by value, the script's headers and the
@@ -145,7 +117,7 @@ func TestCGIEnv(t *testing.T) {
 	}
 
 	// The same port serves static files and WebSockets.
-	if code, _, body := rawRequest(t, s.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); code != 200 || body != "<p>static</p>" {
+	if code, _, body := servetest.RawHTTP(t, s.addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); code != 200 || body != "<p>static</p>" {
 		t.Errorf("static: %d %q", code, body)
 	}
 	c := dial(t, s.addr, "/echo", nil)
@@ -176,36 +148,36 @@ func TestCGIRequests(t *testing.T) {
 	lim := NewLimit(1)
 	wait := filepath.Join(t.TempDir(), "go")
 	s, _, _ := cgiServer(t, dir, CGIOptions{Limit: lim, TLS: true, Env: []string{"WAIT_FILE=" + wait}})
-	code, head, body := rawRequest(t, s.addr, "GET /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\n\r\n")
+	code, head, body := servetest.RawHTTP(t, s.addr, "GET /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\n\r\n")
 	if code != 201 || !strings.Contains(head, "\r\nLocation: /made/1") || body != "made\n" {
 		t.Errorf("status.cgi: %d %q %q", code, head, body)
 	}
-	if _, _, body := rawRequest(t, s.addr, "GET /cgi-bin/env.cgi HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.Contains(body, "\nHTTPS=on\n") {
+	if _, _, body := servetest.RawHTTP(t, s.addr, "GET /cgi-bin/env.cgi HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.Contains(body, "\nHTTPS=on\n") {
 		t.Errorf("TLS: no HTTPS=on in %q", body)
 	}
 	for _, path := range []string{"/cgi-bin/", "/cgi-bin/missing.cgi", "/cgi-bin/.hidden.cgi", "/cgi-bin/plain.txt",
 		"/cgi-bin/link.cgi", "/cgi-bin/..%2fsecret", "/cgi-bin/%2e%2e/secret", "/cgi-bin/../secret"} {
-		if code, _, body := rawRequest(t, s.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); code != 404 {
+		if code, _, body := servetest.RawHTTP(t, s.addr, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); code != 404 {
 			t.Errorf("%s: %d %q, want 404", path, code, body)
 		}
 	}
-	if code, _, body := rawRequest(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); code != 200 || !strings.Contains(body, "HELLO") {
+	if code, _, body := servetest.RawHTTP(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"); code != 200 || !strings.Contains(body, "HELLO") {
 		t.Errorf("POST with a body: %d %q, want 200 and the body in capitals", code, body)
 	}
-	if code, _, _ := rawRequest(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); code != 411 {
+	if code, _, _ := servetest.RawHTTP(t, s.addr, "POST /cgi-bin/upper.cgi HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); code != 411 {
 		t.Errorf("POST with a chunked body: %d, want 411", code)
 	}
-	if code, _, _ := rawRequest(t, s.addr, "POST /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"); code != 201 {
+	if code, _, _ := servetest.RawHTTP(t, s.addr, "POST /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"); code != 201 {
 		t.Errorf("POST without a body: %d, want 201", code)
 	}
 	// A second script while one runs, under a limit of one: 503.
 	first := make(chan int, 1)
 	go func() {
-		code, _, _ := rawRequest(t, s.addr, "GET /cgi-bin/wait.cgi HTTP/1.1\r\nHost: x\r\n\r\n")
+		code, _, _ := servetest.RawHTTP(t, s.addr, "GET /cgi-bin/wait.cgi HTTP/1.1\r\nHost: x\r\n\r\n")
 		first <- code
 	}()
 	eventually(t, "the first script to run", func() bool { return lim.Running() == 1 })
-	if code, head, _ := rawRequest(t, s.addr, "GET /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\n\r\n"); code != 503 || !strings.Contains(head, "\r\nRetry-After: 1") {
+	if code, head, _ := servetest.RawHTTP(t, s.addr, "GET /cgi-bin/status.cgi HTTP/1.1\r\nHost: x\r\n\r\n"); code != 503 || !strings.Contains(head, "\r\nRetry-After: 1") {
 		t.Errorf("second script: %d %q, want 503 with Retry-After", code, head)
 	}
 	if err := os.WriteFile(wait, nil, 0o644); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsloop/wsloop/internal/servetest"
 )
 
 // TestRunBridges: -exec, -backend (two paths, one backend), -cgi-dir and
@@ -101,7 +102,7 @@ func TestRunBridges(t *testing.T) {
 	if code, body := get(t, "http://"+r.addr+"/console/"); code != 200 || !strings.Contains(body, "wsloop console") {
 		t.Errorf("console page: %d %.60q", code, body)
 	}
-	if head, _ := rawHTTP(t, r.addr, "GET /console HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(head, "HTTP/1.1 301") {
+	if _, head, _ := servetest.RawHTTP(t, r.addr, "GET /console HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(head, "HTTP/1.1 301") {
 		t.Errorf("GET /console: %q", head)
 	}
 	if err := r.stop(); err != nil {

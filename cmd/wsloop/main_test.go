@@ -3,37 +3,15 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// rawHTTP sends req as bytes (with Connection: close unless it says
-// otherwise: the server keeps HTTP/1.1 connections alive) and returns the
-// response head and body.
-func rawHTTP(t *testing.T, addr, req string) (head, body string) {
-	t.Helper()
-	if !strings.Contains(req, "\r\nConnection:") {
-		line, rest, _ := strings.Cut(req, "\r\n")
-		req = line + "\r\nConnection: close\r\n" + rest
-	}
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(15 * time.Second))
-	if _, err := io.WriteString(c, req); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(c)
-	head, body, _ = strings.Cut(string(b), "\r\n\r\n")
-	return head, body
-}
+	"github.com/wsloop/wsloop/internal/servetest"
+)
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -92,7 +70,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 				{"POST / HTTP/1.1", "405", ""},
 				{"GET /demo HTTP/1.1", "301", ""},
 			} {
-				head, body := rawHTTP(t, addr, c.req+"\r\nHost: "+addr+"\r\nContent-Length: 0\r\n\r\n")
+				_, head, body := servetest.RawHTTP(t, addr, c.req+"\r\nHost: "+addr+"\r\nContent-Length: 0\r\n\r\n")
 				status := strings.SplitN(head, " ", 3)
 				if len(status) < 2 || status[1] != c.status {
 					t.Errorf("%s: %q, want %s", c.req, strings.SplitN(head, "\r\n", 2)[0], c.status)

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/wsloop/wsloop/internal/servetest"
 )
 
 // scrape parses the admin listener's /metrics with Prometheus's parser.
@@ -99,7 +100,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 				"GET /ws/nowhere HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
 				"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n",
 			} {
-				rawHTTP(t, r.addr, req)
+				servetest.RawHTTP(t, r.addr, req)
 			}
 			// 4 held open, then the 5th from the same address is refused (429).
 			for range 4 {
